@@ -1,0 +1,38 @@
+# dslearn: set-up, tests and the course. `make help` lists the targets.
+# Everything runs in .venv, created on first use from the project's own pins (pyproject.toml).
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# The data cache: official MNIST files. The offline copy beside this repository is used when present.
+export DSLEARN_DATA ?= $(abspath $(CURDIR)/../shared/data)
+export HYPOTHESIS_PROFILE ?= ci
+
+.PHONY: help install test lint doctest unit bench clean
+
+help:
+	@echo "make install  - create .venv and install dslearn with the course and test extras"
+	@echo "make test     - ruff + doctests + the whole test suite (what CI runs)"
+	@echo "make bench    - run benchmarks/ and print tables"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $@
+
+install: $(VENV)/.installed
+
+lint: install
+	$(BIN)/ruff check .
+
+test: install lint
+	$(BIN)/python -m pytest -q
+
+bench: install
+	$(BIN)/python benchmarks/ops.py
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache reports
