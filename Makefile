@@ -4,14 +4,16 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# The data cache: official MNIST files. The offline copy beside this repository is used when present.
-export DSLEARN_DATA ?= $(abspath $(CURDIR)/../shared/data)
+# The data cache (see dslearn.data): the offline copy of the official MNIST files beside this repository
+# when it exists; otherwise dslearn uses ~/.cache/dslearn and downloads what is missing.
+export DSLEARN_DATA ?= $(wildcard $(abspath $(CURDIR)/../shared/data))
 export HYPOTHESIS_PROFILE ?= ci
 
-.PHONY: help install test lint doctest unit bench clean
+.PHONY: help install test lint course bench clean
 
 help:
 	@echo "make install  - create .venv and install dslearn with the course and test extras"
+	@echo "make course   - run every lab headlessly (fast mode) on the offline MNIST default; report in reports/course/"
 	@echo "make test     - ruff + doctests + the whole test suite (what CI runs)"
 	@echo "make bench    - run benchmarks/ and print tables"
 
@@ -30,6 +32,9 @@ lint: install
 
 test: install lint
 	$(BIN)/python -m pytest -q
+
+course: install
+	$(BIN)/dslearn course run --fast --report reports/course
 
 bench: install
 	$(BIN)/python benchmarks/ops.py

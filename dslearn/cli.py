@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "dslearn.course.cli",  # dslearn course run|validate|index|progress
     "dslearn.course.lab",  # dslearn lab
     "dslearn.grading.cli",  # dslearn grade release|collect|autograde|feedback|export|scores|check
+    "dslearn.training.cli",  # dslearn train mnist --model mlp|cnn
 )
 
 

@@ -212,3 +212,10 @@ def test_second_derivatives_match_torch():
         (tg,) = torch.autograd.grad(torch_fn(t).sum(), t, create_graph=True)
         (tgg,) = torch.autograd.grad(tg.sum(), t)
         np.testing.assert_allclose(gg.numpy(), tgg.numpy(), rtol=1e-6, atol=1e-9)
+
+
+def test_abs_sign_and_rounding_match_torch():
+    x = np.array([-2.5, -1.5, -0.4, 0.0, 0.5, 1.5, 2.7])
+    for name in ("sign", "floor", "ceil", "round"):
+        ours = getattr(ds, name)(ds.tensor(x))
+        assert ours.tolist() == getattr(torch, name)(torch.tensor(x)).tolist() and not ours.requires_grad

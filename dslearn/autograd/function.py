@@ -165,6 +165,9 @@ _observers: list = []
 class OpObserver:
     """Wraps every op call. Override ``forward`` / ``backward``; call ``run()`` to continue.
 
+    In ``forward``, ``run(new_inputs)`` continues with other input tensors (autocast uses this
+    to cast them); ``run()`` keeps them.
+
     >>> import dslearn as ds
     >>> class Count(OpObserver):
     ...     def __init__(self): self.names = []
@@ -196,7 +199,10 @@ def observe(observer: OpObserver):
 def _observed_forward(cls, inputs, attrs, i):
     if i == len(_observers):
         return _run_forward(cls, inputs, attrs)
-    return _observers[i].forward(cls, inputs, attrs, lambda: _observed_forward(cls, inputs, attrs, i + 1))
+    def run(new_inputs: tuple | None = None):
+        return _observed_forward(cls, inputs if new_inputs is None else tuple(new_inputs), attrs, i + 1)
+
+    return _observers[i].forward(cls, inputs, attrs, run)
 
 
 def _observed_backward(ctx, grad, i):

@@ -96,4 +96,9 @@ from dslearn.ops.shape import (
 from dslearn.ops.softmax import log_softmax, softmax
 from dslearn.ops.transfer import to_device
 
-__all__ = [name for name in dir() if not name.startswith("_")]
+# The functional API re-exported by ``import dslearn as ds`` (ds.exp, ds.cat, ds.conv2d, ...). Helpers the
+# Tensor class uses internally (inplace, getitem, unbroadcast, ...) stay reachable as dslearn.ops.<name>.
+_INTERNAL = {"normalize_dim", "unbroadcast", "inplace", "copy_from", "full_like_of", "getitem", "setitem", "index_put",
+             "to_device", "cast"}
+__all__ = sorted(name for name, value in globals().items()
+                 if callable(value) and value.__module__.startswith("dslearn.ops") and name not in _INTERNAL)
