@@ -9,11 +9,12 @@ BIN := $(VENV)/bin
 export DSLEARN_DATA ?= $(wildcard $(abspath $(CURDIR)/../shared/data))
 export HYPOTHESIS_PROFILE ?= ci
 
-.PHONY: help install test lint course bench clean
+.PHONY: help install test lint course lab bench clean
 
 help:
 	@echo "make install  - create .venv and install dslearn with the course and test extras"
 	@echo "make course   - run every lab headlessly (fast mode) on the offline MNIST default; report in reports/course/"
+	@echo "make lab      - JupyterLab 4 on course/index.ipynb (in a container: make lab LAB_ARGS='--ip 0.0.0.0 --no-browser')"
 	@echo "make test     - ruff + doctests + the whole test suite (what CI runs)"
 	@echo "make bench    - run benchmarks/ and print tables"
 
@@ -31,10 +32,14 @@ lint: install
 	$(BIN)/ruff check .
 
 test: install lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto
 
 course: install
 	$(BIN)/dslearn course run --fast --report reports/course
+
+# JupyterLab 4 with nbgrader's, the widgets' and plotly's extensions; `dslearn lab` adds --allow-root as root.
+lab: install
+	$(BIN)/dslearn lab $(LAB_ARGS)
 
 bench: install
 	$(BIN)/python benchmarks/ops.py

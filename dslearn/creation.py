@@ -2,9 +2,12 @@
 ``eye``), ranges (``arange``, ``linspace``), random (``rand``, ``randn``, ``randint``,
 ``randperm``) and ``*_like`` versions.
 
-Every function takes ``dtype``, ``device`` and ``requires_grad`` keywords, as PyTorch's do.
+Every function takes ``dtype``, ``device`` and ``requires_grad`` keywords, as PyTorch's do. With
+``device='cuda'``, ``zeros``, ``ones`` and ``full`` fill GPU memory directly; the others make their
+values on the host and copy them over once (random numbers come from the host generator, so a
+seed gives the same values on every device).
 
-May import: numpy, dslearn.tensor, dslearn.dtypes, dslearn.device, dslearn.random.
+May import: numpy, dslearn.tensor, dslearn.dtypes, dslearn.device, dslearn.random, dslearn.backends.
 
 >>> import dslearn as ds
 >>> ds.zeros(2, 3).shape, ds.arange(5).dtype, ds.tensor([1.5]).dtype
@@ -17,7 +20,7 @@ import numbers
 
 import numpy as np
 
-from dslearn import dtypes
+from dslearn import backends, dtypes
 from dslearn.device import CPU, as_device
 from dslearn.random import Generator, numpy_generator
 from dslearn.tensor import Tensor, _shape_args
@@ -95,12 +98,19 @@ def from_dlpack(obj) -> Tensor:
 
 
 def _finish(array: np.ndarray, device, requires_grad: bool) -> Tensor:
-    out = Tensor._make(array)
     if device is not None and as_device(device) != CPU:
-        out = out.to(device)
+        array = backends.move(array, as_device(device))
+    out = Tensor._make(array)
     if requires_grad:
         out.requires_grad_(True)
     return out
+
+
+def _filled(shape: tuple[int, ...], fill_value, dtype: dtypes.DType, device, requires_grad: bool) -> Tensor:
+    """A tensor of ``shape`` holding ``fill_value`` everywhere, made on ``device`` directly."""
+    if device is None or as_device(device) == CPU:
+        return _finish(np.full(shape, fill_value, dtype.np), None, requires_grad)
+    return _finish(backends.full(shape, fill_value, dtype.np, as_device(device)), None, requires_grad)
 
 
 def _dtype(dtype, default=None) -> dtypes.DType:
@@ -119,13 +129,13 @@ def _check_shape(shape, op: str) -> tuple[int, ...]:
 def zeros(*shape, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     """A tensor of zeros: ``zeros(2, 3)`` or ``zeros((2, 3))``."""
     shape = _check_shape(_shape_args(shape), "zeros")
-    return _finish(np.zeros(shape, _dtype(dtype).np), device, requires_grad)
+    return _filled(shape, 0, _dtype(dtype), device, requires_grad)
 
 
 def ones(*shape, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     """A tensor of ones."""
     shape = _check_shape(_shape_args(shape), "ones")
-    return _finish(np.ones(shape, _dtype(dtype).np), device, requires_grad)
+    return _filled(shape, 1, _dtype(dtype), device, requires_grad)
 
 
 def empty(*shape, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
@@ -138,7 +148,7 @@ def full(shape, fill_value, *, dtype=None, device=None, requires_grad: bool = Fa
     shape = _check_shape(_shape_args((shape,)) if isinstance(shape, (tuple, list)) else (shape,), "full")
     if dtype is None:
         dtype = dtypes.get_dtype(type(fill_value)) if isinstance(fill_value, (bool, int, float)) else None
-    return _finish(np.full(shape, fill_value, _dtype(dtype).np), device, requires_grad)
+    return _filled(shape, fill_value, _dtype(dtype), device, requires_grad)
 
 
 def eye(n: int, m: int | None = None, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:

@@ -103,7 +103,7 @@ class Tensor:
     @property
     def device(self) -> Device:
         """Where the data lives."""
-        return CPU if type(self._data) is np.ndarray else self._data.device
+        return CPU if type(self._data) is np.ndarray else as_device(self._data.device)
 
     @property
     def is_leaf(self) -> bool:

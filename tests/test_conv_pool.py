@@ -1,11 +1,14 @@
-"""conv2d and 2-D pooling: forward, gradients and gradients of gradients against torch; kernels against
-the NumPy references; half precision; every error path."""
+"""conv2d and 2-D pooling: forward, gradients and gradients of gradients against torch; kernels (direct and
+im2col) against the NumPy references and each other; half precision; every error path."""
+
+import contextlib
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from dslearn.kernels.cpu import conv as conv_kernels
+from dslearn.kernels.cpu import conv_direct
 from dslearn.kernels.cpu import pool as pool_kernels
 from dslearn.kernels.reference import conv as reference
 from hypothesis import assume, given, settings
@@ -241,19 +244,146 @@ def test_conv_kernels_match_reference(case):
 
 
 @pytest.mark.parametrize("stride", [(1, 1), (2, 1)])
-def test_conv_kernels_agree_when_the_batch_is_split_into_chunks(monkeypatch, stride):
+def test_gemm_kernels_agree_when_the_batch_is_split_into_chunks(monkeypatch, stride):
     rng = np.random.default_rng(10)
     x, weight = _normal(rng, (5, 4, 9, 8)), _normal(rng, (6, 2, 3, 2))
     geometry = (stride, ((1, 0), (2, 1)), (2, 1), 2)
     monkeypatch.setattr(conv_kernels, "CHUNK_BYTES", 1)  # one image per chunk
     assert len(conv_kernels.image_chunks(5, 100)) == 5
-    out = conv_kernels.conv2d_forward(x, weight, None, *geometry)
+    out = conv_kernels.gemm_forward(x, weight, None, *geometry)
     grad = _normal(rng, out.shape)
     np.testing.assert_allclose(out, reference.conv2d(x, weight, None, *geometry), rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(conv_kernels.conv2d_input_grad(grad, weight, x.shape, *geometry),
+    np.testing.assert_allclose(conv_kernels.gemm_input_grad(grad, weight, x.shape, *geometry),
                                reference.conv2d_input_grad(grad, weight, x.shape, *geometry), rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(conv_kernels.conv2d_weight_grad(x, grad, (3, 2), *geometry),
+    np.testing.assert_allclose(conv_kernels.gemm_weight_grad(x, grad, (3, 2), *geometry),
                                reference.conv2d_weight_grad(x, grad, (3, 2), *geometry), rtol=1e-12, atol=1e-12)
+
+
+# -- the direct kernels (stride 1) ----------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _direct_settings(block_length: int, parallel_min_macs: int):
+    """Run the direct kernels with another image block length and parallel threshold (both read per call)."""
+    saved = conv_direct.BLOCK_LENGTH, conv_direct.PARALLEL_MIN_MACS
+    conv_direct.BLOCK_LENGTH, conv_direct.PARALLEL_MIN_MACS = block_length, parallel_min_macs
+    try:
+        yield
+    finally:
+        conv_direct.BLOCK_LENGTH, conv_direct.PARALLEL_MIN_MACS = saved
+
+
+@st.composite
+def direct_cases(draw):
+    """Stride-1 geometries that exercise every remainder of the kernels' blocking.
+
+    Channel counts 1 to 5 per group leave 0 or 1 channel after pairs and 0 to 3 after fours;
+    kernels up to 3x4 leave 0 to 3 taps after fours; padding may exceed the kernel's reach.
+    """
+    groups = draw(st.integers(1, 3))
+    group_inputs, group_outputs = draw(st.integers(1, 5)), draw(st.integers(1, 5))
+    kernel = (draw(st.integers(1, 3)), draw(st.integers(1, 4)))
+    dilation = (draw(st.integers(1, 3)), draw(st.integers(1, 2)))
+    padding = tuple((draw(st.integers(0, 3)), draw(st.integers(0, 3))) for _ in range(2))
+    spatial = [draw(st.integers(max(1, dilation[d] * (kernel[d] - 1) + 1 - sum(padding[d])), 9)) for d in (0, 1)]
+    shape = (draw(st.integers(1, 5)), groups * group_inputs, *spatial)
+    weight_shape = (groups * group_outputs, group_inputs, *kernel)
+    settings_ = draw(st.sampled_from([(512, 1 << 22), (1, 1 << 22), (100, 1 << 22), (10**6, 1 << 22), (40, 0)]))
+    return shape, weight_shape, padding, dilation, groups, draw(st.sampled_from([np.float32, np.float64])), settings_
+
+
+@given(direct_cases())
+def test_direct_kernels_match_reference_and_gemm(case):
+    shape, weight_shape, padding, dilation, groups, dtype, (block_length, parallel_min_macs) = case
+    rng = np.random.default_rng(11)
+    x, weight = _normal(rng, shape, dtype), _normal(rng, weight_shape, dtype)
+    bias = _normal(rng, weight_shape[:1], dtype)
+    geometry = ((1, 1), padding, dilation, groups)
+    tol = {"rtol": 1e-4, "atol": 1e-4} if dtype == np.float32 else {"rtol": 1e-10, "atol": 1e-10}
+    with _direct_settings(block_length, parallel_min_macs):
+        out = conv_direct.forward(x, weight, bias, padding, dilation, groups)
+        grad = _normal(rng, out.shape, dtype)
+        dx = conv_direct.input_grad(grad, weight, shape[2:], padding, dilation, groups)
+        dw = conv_direct.weight_grad(x, grad, weight_shape[2:], padding, dilation, groups)
+    assert (out.dtype, dx.dtype, dw.dtype) == (dtype, dtype, dtype)
+    for ours, expected, gemm in (
+            (out, reference.conv2d(x, weight, bias, *geometry), conv_kernels.gemm_forward(x, weight, bias, *geometry)),
+            (dx, reference.conv2d_input_grad(grad, weight, shape, *geometry),
+             conv_kernels.gemm_input_grad(grad, weight, shape, *geometry)),
+            (dw, reference.conv2d_weight_grad(x, grad, weight_shape[2:], *geometry),
+             conv_kernels.gemm_weight_grad(x, grad, weight_shape[2:], *geometry))):
+        np.testing.assert_allclose(ours, expected, **tol)
+        np.testing.assert_allclose(ours, gemm, **tol)
+
+
+@pytest.mark.parametrize("images", [1, 2, 7])
+def test_direct_kernels_split_the_batch_between_threads_exactly(images):
+    rng = np.random.default_rng(12)
+    x, weight = _normal(rng, (images, 3, 11, 13), np.float32), _normal(rng, (5, 3, 5, 3), np.float32)
+    padding, bias = ((2, 1), (0, 2)), np.zeros(5, np.float32)
+    serial = []
+    for parallel_min_macs in (1 << 60, 0):
+        with _direct_settings(64, parallel_min_macs):
+            out = conv_direct.forward(x, weight, bias, padding, (1, 1), 1)
+            grad = np.ones_like(out)
+            results = [out, conv_direct.input_grad(grad, weight, x.shape[2:], padding, (1, 1), 1),
+                       conv_direct.weight_grad(x, grad, (5, 3), padding, (1, 1), 1)]
+        if serial:
+            for threaded, alone in zip(results, serial):
+                np.testing.assert_allclose(threaded, alone, rtol=1e-5, atol=1e-5)
+        serial = results
+    np.testing.assert_allclose(serial[0], reference.conv2d(x, weight, bias, (1, 1), padding, (1, 1), 1), rtol=1e-4,
+                               atol=1e-4)
+
+
+def test_direct_kernels_keep_inf_in_its_own_image():
+    """Images laid end to end in one block must not leak one image's inf into their neighbours' results."""
+    rng = np.random.default_rng(13)
+    x, weight, grad = _normal(rng, (4, 2, 5, 5)), _normal(rng, (3, 2, 3, 3)), _normal(rng, (4, 3, 5, 5))
+    x[1, 0, 2, 2] = grad[1, 0, 2, 2] = np.inf
+    padding, geometry, others = ((1, 1), (1, 1)), ((1, 1), ((1, 1), (1, 1)), (1, 1), 1), [0, 2, 3]
+    with _direct_settings(10**6, 1 << 60):  # all four images in one block
+        out = conv_direct.forward(x, weight, np.zeros(3), padding, (1, 1), 1)
+        dx = conv_direct.input_grad(grad, weight, (5, 5), padding, (1, 1), 1)
+    assert np.isinf(out[1]).any() and np.isinf(dx[1]).any()
+    np.testing.assert_allclose(out[others], reference.conv2d(x[others], weight, None, *geometry), rtol=1e-10,
+                               atol=1e-10)
+    np.testing.assert_allclose(dx[others], reference.conv2d_input_grad(grad[others], weight, (3, 2, 5, 5), *geometry),
+                               rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("input_shape, weight_shape, stride, groups, direct", [
+    ((64, 1, 28, 28), (6, 1, 5, 5), (1, 1), 1, True),  # LeNet's first conv
+    ((64, 6, 14, 14), (16, 6, 5, 5), (1, 1), 1, True),  # LeNet's second
+    ((8, 64, 7, 7), (16, 64, 3, 3), (1, 1), 1, True),  # 16 outputs is the boundary...
+    ((8, 64, 7, 7), (17, 64, 3, 3), (1, 1), 1, False),  # ... with a long reduction on a small image
+    ((8, 3, 7, 7), (64, 3, 3, 3), (1, 1), 1, True),  # reduction 27 is the boundary
+    ((8, 4, 7, 7), (64, 4, 3, 3), (1, 1), 1, False),  # reduction 36
+    ((8, 32, 14, 14), (64, 32, 3, 3), (1, 1), 1, True),  # a 14x14 image is large enough...
+    ((8, 32, 13, 14), (64, 32, 3, 3), (1, 1), 1, False),  # ... a 13x14 one is not
+    ((8, 64, 7, 7), (64, 1, 3, 3), (1, 1), 64, True),  # depthwise: one output per group
+    ((8, 1, 28, 28), (6, 1, 5, 5), (2, 2), 1, False),  # stride 2: only im2col handles it
+])
+def test_direct_path_is_chosen_by_the_measured_rule(input_shape, weight_shape, stride, groups, direct):
+    assert conv_kernels.direct_pays_off(input_shape, weight_shape, stride, groups) is direct
+
+
+@pytest.mark.parametrize("input_shape, weight_shape", [
+    ((3, 6, 9, 9), (16, 6, 3, 3)), ((3, 8, 9, 9), (17, 8, 3, 3)),
+    ((2, 4, 14, 15), (40, 4, 3, 3)), ((2, 4, 13, 14), (40, 4, 3, 3)),
+])
+def test_conv_kernels_agree_with_reference_on_both_sides_of_the_rule(input_shape, weight_shape):
+    rng = np.random.default_rng(14)
+    x, weight = _normal(rng, input_shape, np.float32), _normal(rng, weight_shape, np.float32)
+    geometry = ((1, 1), ((1, 1), (1, 1)), (1, 1), 1)
+    out = conv_kernels.conv2d_forward(x, weight, None, *geometry)
+    grad = _normal(rng, out.shape, np.float32)
+    tol = {"rtol": 1e-4, "atol": 1e-4}
+    np.testing.assert_allclose(out, reference.conv2d(x, weight, None, *geometry), **tol)
+    np.testing.assert_allclose(conv_kernels.conv2d_input_grad(grad, weight, input_shape, *geometry),
+                               reference.conv2d_input_grad(grad, weight, input_shape, *geometry), **tol)
+    np.testing.assert_allclose(conv_kernels.conv2d_weight_grad(x, grad, weight_shape[2:], *geometry),
+                               reference.conv2d_weight_grad(x, grad, weight_shape[2:], *geometry), **tol)
 
 
 @given(pool_cases(dilated=True), st.sampled_from([np.float32, np.float64]))
@@ -303,6 +433,51 @@ def test_adaptive_windows_match_reference(case):
     expected_values, expected_indices = reference.adaptive_max_pool2d(x, out_hw)
     np.testing.assert_array_equal(values, expected_values)
     np.testing.assert_array_equal(indices, expected_indices)
+
+
+@given(st.integers(1, 3), st.integers(2, 9), st.integers(2, 9), st.integers(0, 2**16), st.booleans())
+def test_max_pool_2x2_fast_path_matches_window_tables_with_ties_and_nan(planes, height, width, seed, ceil_mode):
+    """2x2/stride-2 windows take their own branch-free path; the general table-driven path is its oracle.
+
+    Values drawn from {-1, 0, 1, nan} make ties and NaNs common (the first maximum wins, a later NaN wins);
+    odd sizes leave an unpooled last row/column, or (ceil_mode) a last window of one pixel, table-driven.
+    """
+    rng = np.random.default_rng(seed)
+    x = rng.choice(np.array([-1.0, 0.0, 1.0, np.nan], np.float32), size=(planes, height, width))
+    out_hw = [reference.pool_out_size(size, 2, 2, 0, 1, ceil_mode) for size in (height, width)]
+    rows, cols = (pool_kernels.pool_windows(size, 2, 2, 0, 1, out) for size, out in zip((height, width), out_hw))
+    values, indices = pool_kernels.max_pool(x, rows, cols, (1, 1))
+    expected_values, expected_indices = np.empty_like(values), np.empty_like(indices)
+    for p in range(planes):
+        pool_kernels._max_pool_plane(x[p], *rows, *cols, 1, 1, expected_values[p], expected_indices[p])
+    np.testing.assert_array_equal(values, expected_values)
+    np.testing.assert_array_equal(indices, expected_indices)
+    torch_values, torch_indices = F.max_pool2d(torch.tensor(x[:, None]), 2, ceil_mode=ceil_mode, return_indices=True)
+    np.testing.assert_array_equal(values, torch_values[:, 0].numpy())
+    np.testing.assert_array_equal(indices, torch_indices[:, 0].numpy())
+
+
+def test_pool_kernels_run_planes_in_parallel_on_large_inputs():
+    """Above PARALLEL_MIN_ELEMENTS pixels the kernels take their prange branch; NumPy reshapes are the oracle."""
+    x = np.random.default_rng(15).standard_normal((2, 9, 256, 256)).astype(np.float32)
+    assert x.size >= pool_kernels.PARALLEL_MIN_ELEMENTS
+    windows = x.reshape(2, 9, 128, 2, 128, 2).transpose(0, 1, 2, 4, 3, 5).reshape(2, 9, 128, 128, 4)
+    rows = pool_kernels.pool_windows(256, 2, 2, 0, 1, 128)  # the 2x2 path
+    values, indices = pool_kernels.max_pool(x, rows, rows, (1, 1))
+    winner, grid = windows.argmax(axis=-1), np.arange(128) * 2
+    np.testing.assert_array_equal(values, windows.max(axis=-1))
+    np.testing.assert_array_equal(indices, (grid[:, None] + winner // 2) * 256 + grid[None, :] + winner % 2)
+    back = pool_kernels.scatter_to_windows(values, indices, (256, 256))  # windows do not overlap: a round trip
+    np.testing.assert_array_equal(pool_kernels.gather_from_windows(back, indices), values)
+    overlapping = pool_kernels.pool_windows(256, 3, 2, 1, 1, 128)  # the table-driven path
+    np.testing.assert_array_equal(pool_kernels.max_pool(x, overlapping, overlapping, (1, 1))[0],
+                                  F.max_pool2d(torch.tensor(x), 3, 2, 1).numpy())
+    rows = pool_kernels.pool_windows(256, 2, 2, 0, 1, 128)
+    divisor = np.full((128, 128), 4.0)
+    np.testing.assert_allclose(pool_kernels.avg_pool(x, rows, rows, divisor), windows.mean(axis=-1), rtol=1e-6,
+                               atol=1e-6)
+    spread = pool_kernels.avg_pool_backward(np.ones((2, 9, 128, 128), np.float32), rows, rows, divisor, (256, 256))
+    np.testing.assert_array_equal(spread, np.full(x.shape, 0.25, np.float32))
 
 
 def test_max_pool_propagates_nan_like_torch():

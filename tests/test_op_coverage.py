@@ -21,7 +21,10 @@ _LOGICAL = ["test_elementwise.py::test_logical_ops_and_predicates"]
 _REDUCE = ["test_reductions.py::test_reductions_pass_gradcheck"]
 _SHAPE = ["test_shape.py::test_shape_ops_pass_gradcheck"]
 _INDEX = ["test_indexing.py::test_indexing_ops_pass_gradcheck"]
-_POOL = ["test_conv_pool.py::test_pools_pass_gradcheck", "test_conv_pool.py::test_pool_gradients_of_gradients_match_torch"]
+_POOL = [
+    "test_conv_pool.py::test_pools_pass_gradcheck",
+    "test_conv_pool.py::test_pool_gradients_of_gradients_match_torch",
+]
 _POINTWISE_LOSS = ["test_softmax_loss.py::test_composite_losses_pass_finite_differences_in_both_inputs"]
 
 OP_TESTS = {
@@ -33,7 +36,8 @@ OP_TESTS = {
     "floor_divide": ["test_elementwise.py::test_remainder_and_floor_divide_match_torch"],
     "neg": _UNARY, "abs": _UNARY, "exp": _UNARY, "log": _UNARY, "sqrt": _UNARY, "rsqrt": _UNARY, "sin": _UNARY,
     "cos": _UNARY, "tanh": _UNARY, "sigmoid": _UNARY, "relu": _UNARY, "leaky_relu": _UNARY, "gelu": _UNARY,
-    "softplus": _UNARY, "erf": _UNARY, "clamp": [*_UNARY, "test_elementwise.py::test_clamp_with_tensor_bounds_matches_torch"],
+    "softplus": _UNARY, "erf": _UNARY,
+    "clamp": [*_UNARY, "test_elementwise.py::test_clamp_with_tensor_bounds_matches_torch"],
     "sign": ["test_elementwise.py::test_abs_sign_and_rounding_match_torch"],
     "floor": ["test_elementwise.py::test_abs_sign_and_rounding_match_torch"],
     "ceil": ["test_elementwise.py::test_abs_sign_and_rounding_match_torch"],

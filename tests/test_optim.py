@@ -532,11 +532,11 @@ def test_load_state_dict_with_state_for_an_unknown_parameter_is_an_error():
         _adam_with_state(1).load_state_dict(saved)
 
 
-def test_optimizers_refuse_parameters_that_are_not_on_the_cpu():
-    class DeviceArray:  # stands in for a CUDA device array, which the optimizers cannot update
+def test_optimizers_without_a_cuda_path_refuse_gpu_parameters():
+    class DeviceArray:  # stands in for a CUDA device array, which RMSprop cannot update
         dtype = np.dtype(np.float32)
         shape = (2,)
         device = ds.device("cuda:0")
 
-    with pytest.raises(TypeError, match="lives on cuda:0; optimizers update CPU tensors"):
-        optim.SGD([ds.Tensor._make(DeviceArray())], lr=0.1)
+    with pytest.raises(TypeError, match="lives on cuda:0; RMSprop updates CPU tensors only"):
+        optim.RMSprop([ds.Tensor._make(DeviceArray())], lr=0.1)

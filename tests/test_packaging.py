@@ -2,6 +2,7 @@
 
 import doctest
 import importlib
+import os
 import pkgutil
 import subprocess
 import sys
@@ -44,9 +45,28 @@ def test_each_entry_module_imports_first_in_a_fresh_interpreter(module):
                    cwd="/")
 
 
-@pytest.mark.parametrize("module", _modules(dslearn.kernels))
+_CUDA_PREFIX = "dslearn.kernels.cuda."
+_CPU_KERNEL_MODULES = [m for m in _modules(dslearn.kernels) if not m.startswith(_CUDA_PREFIX)]
+_CUDA_KERNEL_MODULES = [m for m in _modules(dslearn.kernels) if m.startswith(_CUDA_PREFIX)]
+
+
+@pytest.mark.parametrize("module", _CPU_KERNEL_MODULES)
 def test_kernel_doctests(module):
     # Collected here rather than by --doctest-modules, which would import kernels/ as a top-level package
     # and make Numba's on-disk cache record the wrong module name.
     failed, _ = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
     assert failed == 0
+
+
+def test_cuda_kernel_doctests_in_the_simulator():
+    # The simulator must be chosen before numba is imported, so the CUDA doctests run in a child process.
+    script = (
+        "import doctest, importlib, sys\n"
+        f"modules = {_CUDA_KERNEL_MODULES!r}\n"
+        "failed = sum(doctest.testmod(importlib.import_module(m), optionflags=doctest.ELLIPSIS).failed"
+        " for m in modules)\n"
+        "sys.exit(1 if failed else 0)\n"
+    )
+    env = {**os.environ, "NUMBA_ENABLE_CUDASIM": "1"}
+    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]

@@ -10,8 +10,16 @@ import torch
 import dslearn as ds
 from dslearn.cli import main
 from dslearn.data import DataLoader, TensorDataset
-from dslearn.training import (accuracy, confusion_matrix, evaluate, fit, load_checkpoint, save_checkpoint,
-                              train_mnist, train_step)
+from dslearn.training import (
+    accuracy,
+    confusion_matrix,
+    evaluate,
+    fit,
+    load_checkpoint,
+    save_checkpoint,
+    train_mnist,
+    train_step,
+)
 
 MNIST_DIR = Path(os.environ.get("DSLEARN_DATA", "")) / "mnist"
 needs_mnist = pytest.mark.skipif(not (MNIST_DIR / "t10k-images-idx3-ubyte.gz").exists(),
@@ -40,6 +48,54 @@ def test_fit_learns_a_separable_problem_and_evaluate_agrees():
     with ds.no_grad():
         expected = accuracy(model(x), y)
     assert scores["accuracy"] == pytest.approx(expected) and scores["accuracy"] > 0.9
+
+
+class _Recorder:
+    """A callback that records what fit tells it, and asks to stop after ``stop_after`` batches."""
+
+    def __init__(self, stop_after=None):
+        self.batches, self.epochs, self.ended, self.stop_after = [], [], 0, stop_after
+
+    @property
+    def stop_requested(self):
+        return self.stop_after is not None and len(self.batches) >= self.stop_after
+
+    def on_batch_end(self, epoch, metrics):
+        self.batches.append((epoch, metrics["train_loss"]))
+
+    def on_epoch_end(self, record):
+        self.epochs.append(record["epoch"])
+
+    def on_train_end(self):
+        self.ended += 1
+
+
+def test_callbacks_hear_every_batch_and_epoch_in_order():
+    x, y = _toy_problem(n=64)
+    model, recorder = _model(), _Recorder()
+    history = fit(model, ds.optim.SGD(model.parameters(), lr=0.1), DataLoader(TensorDataset(x, y), batch_size=16),
+                  epochs=2, progress=False, log=None, callbacks=[recorder])
+    assert [epoch for epoch, _ in recorder.batches] == [0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0]
+    assert recorder.epochs == [1, 2] and recorder.ended == 1
+    first_epoch_mean = np.mean([loss for _, loss in recorder.batches[:4]])
+    assert first_epoch_mean == pytest.approx(history[0]["train_loss"], rel=1e-6)
+
+
+def test_a_callback_that_requests_a_stop_ends_training_after_that_batch():
+    x, y = _toy_problem(n=64)
+    model, recorder = _model(), _Recorder(stop_after=3)
+    history = fit(model, ds.optim.SGD(model.parameters(), lr=0.1), DataLoader(TensorDataset(x, y), batch_size=16),
+                  epochs=5, progress=False, log=None, callbacks=[recorder])
+    assert len(recorder.batches) == 3 and len(history) == 1 and recorder.ended == 1
+
+
+def test_progress_bars_stay_quiet_in_headless_runs(monkeypatch, capsys):
+    monkeypatch.setenv("DSLEARN_HEADLESS", "1")
+    x, y = _toy_problem(n=32)
+    model = _model()
+    fit(model, ds.optim.SGD(model.parameters(), lr=0.1), DataLoader(TensorDataset(x, y), batch_size=16), log=None)
+    captured = capsys.readouterr()
+    assert "batch" not in captured.err and captured.out == ""
 
 
 def test_micro_batches_give_the_same_step_as_the_whole_batch():

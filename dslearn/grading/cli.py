@@ -7,10 +7,15 @@
     dslearn grade export [--to grades.csv] [--lab 00-welcome ...]
     dslearn grade scores 00-welcome
     dslearn grade check 00-welcome         # grade the sample submissions against their expected scores
+    dslearn grade sandboxed 00-welcome [--workers N] [--engine local|dask [--scheduler ADDRESS]] [--regrade]
+    dslearn grade sandboxed-scores 00-welcome [--csv FILE]
+    dslearn grade sandboxed-feedback 00-welcome [--student ID] [--to DIR]
+    dslearn grade isolation                # what the sandbox isolates on this machine
 
 ``--course-dir`` is nbgrader's course directory (it holds labs/ and receives release/, submitted/,
 autograded/, feedback/ and gradebook.db); by default the course root found from the working directory.
-``--config`` defaults to grading/nbgrader_config.py. See grading/README.md.
+``--config`` defaults to grading/nbgrader_config.py. The ``sandboxed`` commands grade in sandboxes, with
+probes where the lab has them, into ``sandbox-gradebook.db`` (``--gradebook``). See grading/README.md.
 
 May import: the standard library, dslearn.course, dslearn.grading.
 
@@ -26,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -87,6 +93,45 @@ def add_parser(subparsers) -> None:
     check.add_argument("--workspace", type=Path, default=None,
                        help="scratch course directory (default: a temporary one)")
     check.set_defaults(func=check_command)
+    _add_sandboxed_parsers(commands, common)
+
+
+def _add_sandboxed_parsers(commands, common: argparse.ArgumentParser) -> None:
+    gradebook = argparse.ArgumentParser(add_help=False)
+    gradebook.add_argument("--gradebook", type=Path, default=None,
+                           help="the sandboxed grader's gradebook (default: <course-dir>/sandbox-gradebook.db)")
+    sandboxed = commands.add_parser("sandboxed", parents=[common, gradebook],
+                                    help="grade submissions in sandboxes, in parallel, resumably")
+    sandboxed.add_argument("lab")
+    sandboxed.add_argument("--from", dest="from_folder", type=Path, default=None, metavar="DIR",
+                           help="collect this folder of submissions first (as `collect --from`)")
+    sandboxed.add_argument("--student", default="*", help="grade only this student")
+    sandboxed.add_argument("--workers", type=int, default=max(1, os.cpu_count() or 1), help="sandboxes at once")
+    sandboxed.add_argument("--engine", choices=["local", "dask"], default="local",
+                           help="local: threads in this process; dask: a Dask cluster")
+    sandboxed.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                           help="a running Dask scheduler (default: a local cluster on 127.0.0.1)")
+    sandboxed.add_argument("--regrade", action="store_true", help="grade again what has a result already")
+    sandboxed.add_argument("--time-scale", type=float, default=1.0, metavar="F",
+                           help="multiply every time limit by F (a slow machine: 2)")
+    sandboxed.set_defaults(func=sandboxed_command)
+
+    scores = commands.add_parser("sandboxed-scores", parents=[common, gradebook],
+                                 help="print (or write as CSV) the sandboxed grades of a lab")
+    scores.add_argument("lab")
+    scores.add_argument("--csv", type=Path, default=None, metavar="FILE", help="write them to FILE")
+    scores.set_defaults(func=sandboxed_scores_command)
+
+    feedback = commands.add_parser("sandboxed-feedback", parents=[common, gradebook],
+                                   help="one Markdown feedback page per student, from the sandboxed grades")
+    feedback.add_argument("lab")
+    feedback.add_argument("--student", default=None, help="only this student")
+    feedback.add_argument("--to", type=Path, default=None, metavar="DIR",
+                          help="default: <course-dir>/feedback-sandboxed/<student>/<lab>.md")
+    feedback.set_defaults(func=sandboxed_feedback_command)
+
+    isolation = commands.add_parser("isolation", help="check what the sandbox isolates on this machine")
+    isolation.set_defaults(func=isolation_command, grade_command="isolation")
 
 
 def _reports_errors(command):
@@ -192,3 +237,84 @@ def check_command(args: argparse.Namespace) -> int:
         print(problem)
     print(f"{args.lab}: {'OK' if not problems else f'{len(problems)} problem(s)'} ({result.seconds:.0f} s)")
     return 1 if problems else 0
+
+
+def _gradebook(args: argparse.Namespace):
+    from dslearn.grading.gradebook import GRADEBOOK_FILE, Gradebook
+
+    return Gradebook(args.gradebook or _course(args).root / GRADEBOOK_FILE)
+
+
+def _result_table(results: dict) -> str:
+    lines = ["student\tstatus\tscore\treason"]
+    lines += [f"{student}\t{r.status}\t{r.score:g}/{r.max_score:g}\t{r.reason}" for student, r in results.items()]
+    return "\n".join(lines)
+
+
+@_reports_errors
+def sandboxed_command(args: argparse.Namespace) -> int:
+    """Grade a lab's submissions in sandboxes, in parallel; resume where a previous run stopped."""
+    from dslearn.grading.grader import Assignment
+    from dslearn.grading.pool import autograde_class, collect_submissions
+    from dslearn.grading.sandbox import Limits
+
+    course = _course(args)
+    if args.from_folder is not None:
+        course.collect(args.lab, from_folder=args.from_folder)
+    downloads = () if args.from_folder is None else (str(args.from_folder.resolve()),)  # other students' files
+    assignment = Assignment.load(course.root, args.lab, limits=Limits().scaled(args.time_scale), hide=downloads)
+    if assignment.probes is None:
+        print(f"{args.lab} has no probes (grading/probes/{args.lab}.py): its test cells are scored in the "
+              "student's kernel, which the student's code can tamper with", file=sys.stderr)
+    submissions = collect_submissions(course.root, args.lab, args.student)
+    with _gradebook(args) as gradebook:
+        run = autograde_class(assignment, submissions, gradebook, workers=args.workers, engine=args.engine,
+                              scheduler=args.scheduler, regrade=args.regrade,
+                              on_result=lambda r: print(f"{r.student}: {r.status} {r.score:g}/{r.max_score:g}",
+                                                        flush=True))
+        current = gradebook.current(args.lab)
+    print(f"graded {len(run.recorded)} submission(s) of {args.lab} in {run.seconds:.1f} s "
+          f"({run.per_minute:.1f} per minute); {len(run.skipped)} had a result already")
+    for warning in sorted({w for r in run.recorded for w in r.warnings}):
+        print(f"WARNING: {warning}", file=sys.stderr)
+    print(_result_table({s: r for s, r in current.items() if args.student in ("*", s)}))
+    return 0
+
+
+@_reports_errors
+def sandboxed_scores_command(args: argparse.Namespace) -> int:
+    """Print or export the sandboxed grades of a lab."""
+    with _gradebook(args) as gradebook:
+        if args.csv is not None:
+            print(f"grades written to {gradebook.export(args.csv, args.lab)}")
+            return 0
+        current = gradebook.current(args.lab)
+    print(_result_table(current) if current else f"no sandboxed grades of {args.lab}")
+    return 0
+
+
+@_reports_errors
+def sandboxed_feedback_command(args: argparse.Namespace) -> int:
+    """Write one Markdown feedback page per student."""
+    from dslearn.grading.feedback import markdown_feedback
+
+    folder = args.to or _course(args).root / "feedback-sandboxed"
+    with _gradebook(args) as gradebook:
+        current = gradebook.current(args.lab)
+    for student, result in current.items():
+        if args.student in (None, student):
+            page = folder / student / f"{args.lab}.md"
+            page.parent.mkdir(parents=True, exist_ok=True)
+            page.write_text(markdown_feedback(result) + "\n", encoding="utf-8")
+            print(page)
+    return 0
+
+
+def isolation_command(args: argparse.Namespace) -> int:
+    """Report what the sandbox isolates here; exit status 1 when something does not hold."""
+    from dslearn.grading.isolation import check_isolation
+
+    report = check_isolation()
+    print("\n".join(report.lines()))
+    print("mechanisms: " + ", ".join(f"{key}={value}" for key, value in report.mechanisms.items()))
+    return 0 if report.complete else 1

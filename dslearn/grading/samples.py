@@ -249,3 +249,31 @@ def check_lab(lab_id: str, course_root: Path | str, workspace: Path | str) -> La
     course.autograde(lab_id, force=True)
     return LabCheck(lab_id, release_leaks(source, released), course.scores(lab_id), samples, skipped,
                     time.perf_counter() - start, course)
+
+
+def synthetic_class(lab_id: str, course_root: Path | str, workspace: Path | str, size: int) -> dict[str, str]:
+    """A class of ``size`` submissions in ``workspace/submitted/``, for load tests and benchmarks.
+
+    The lab is copied into ``workspace`` and released; student ``student-0000`` hands in the source
+    notebook (the solution), the next ones each sample in turn, then round again. Copies differ only in
+    their JSON indentation, so that each is a submission of its own. Returns each student's model: the
+    sample's name, or ``source-solution``.
+    """
+    course_root, workspace = Path(course_root), Path(workspace)
+    shutil.copytree(course_root / "labs" / lab_id, workspace / "labs" / lab_id, dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
+    course = GradingCourse(workspace, config_file=course_root / CONFIG_FILE)
+    released = json.loads((course.generate(lab_id) / f"{lab_id}.ipynb").read_text(encoding="utf-8"))
+    source = json.loads((workspace / "labs" / lab_id / f"{lab_id}.ipynb").read_text(encoding="utf-8"))
+    models = [(SOLUTION, source)] + [(s.name, apply_sample(released, s))
+                                     for s in load_samples(course_root / SAMPLES_DIR / lab_id)
+                                     if not missing_requirements(s.requires)]
+    students = {}
+    for number in range(size):
+        name, notebook = models[number % len(models)]
+        student = f"student-{number:04d}"
+        _submit(course, lab_id, student, notebook)
+        text = json.dumps(notebook, indent=1 + number // len(models)) + "\n"
+        (course.folder("submitted", lab_id, student) / f"{lab_id}.ipynb").write_text(text, encoding="utf-8")
+        students[student] = name
+    return students

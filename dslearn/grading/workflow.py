@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import copy
 import datetime
+import os
 import shutil
+import sysconfig
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -243,6 +245,9 @@ class GradingCourse:
 
         config = copy.deepcopy(self.config)
         config.NbGraderAPI.log_level = "WARN"
+        scripts = sysconfig.get_path("scripts")  # nbgrader runs `alembic` from PATH: find the one beside it
+        if scripts not in os.environ.get("PATH", "").split(os.pathsep):
+            os.environ["PATH"] = os.pathsep.join([scripts, os.environ.get("PATH", "")])
         for section, values in (_config or {}).items():
             config[section].update(values)
         with warnings.catch_warnings():

@@ -23,6 +23,10 @@ from collections.abc import Iterable, Iterator, Mapping
 from dslearn.nn.module import Module
 from dslearn.nn.printing import format_repr, indent
 
+# Set by dslearn.checkpoint.set_grad_checkpoint(True): ``hook(child, input)`` runs a child through
+# activation checkpointing. Sequential calls it for each child in training mode.
+checkpoint_hook = None
+
 
 def _absolute_index(idx, size: int, container: str) -> int:
     idx = operator.index(idx)
@@ -52,8 +56,9 @@ class Sequential(Module):
                 self.add_module(str(i), module)
 
     def forward(self, input):
+        hook = checkpoint_hook if self.training else None
         for module in self._modules.values():
-            input = module(input)
+            input = module(input) if hook is None else hook(module, input)
         return input
 
     def __getitem__(self, idx):

@@ -81,13 +81,23 @@ def binary_operands(a, b, op: str) -> tuple[Tensor, Tensor]:
             common = _common_dtype(a, b)
             a, b = cast_if_needed(a, common), cast_if_needed(b, common)
         if type(a._data) is not type(b._data):
-            check_same_device(op, a, b)
+            return _on_one_device(op, a, b)
         return a, b
     if a_is_tensor:
         return _with_scalar(a, b, op, tensor_first=True)
     if b_is_tensor:
         return _with_scalar(b, a, op, tensor_first=False)
     raise TypeError(f"{op}: expected at least one Tensor, got {type(a).__name__} and {type(b).__name__}")
+
+
+def _on_one_device(op: str, a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
+    """PyTorch's rule: a 0-d CPU tensor goes along with a tensor on another device, like a Python number."""
+    if a.ndim == 0 and a.device.type == "cpu":
+        return a.to(b.device), b
+    if b.ndim == 0 and b.device.type == "cpu":
+        return a, b.to(a.device)
+    check_same_device(op, a, b)
+    return a, b
 
 
 def _common_dtype(a: Tensor, b: Tensor) -> dtypes.DType:
@@ -120,7 +130,11 @@ def cast_if_needed(t: Tensor, dtype: dtypes.DType) -> Tensor:
 
 
 def check_same_device(op: str, *tensors: Tensor) -> None:
-    """Raise if the tensors live on different devices."""
+    """Raise if the tensors live on different devices.
+
+    >>> import dslearn as ds
+    >>> check_same_device("add", ds.ones(2), ds.ones(3))
+    """
     first = type(tensors[0]._data)
     if first is np.ndarray and all(type(t._data) is first for t in tensors):
         return  # all on the CPU: the common case, checked cheaply

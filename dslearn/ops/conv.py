@@ -1,7 +1,8 @@
 """Convolution and pooling on NCHW tensors: ``conv2d``, ``max_pool2d``, ``avg_pool2d`` and the adaptive pools.
 
-The arithmetic lives in ``dslearn.kernels.cpu.conv`` (im2col + BLAS) and
-``dslearn.kernels.cpu.pool``; this module checks arguments the way PyTorch does and wires the
+The arithmetic lives in ``dslearn.kernels.cpu.conv`` (direct Numba kernels or im2col + BLAS) and
+``dslearn.kernels.cpu.pool``, or their CUDA twins for tensors on the GPU (``kernels_for``); the
+pooling window tables are computed on the host for every device. This module checks arguments the way PyTorch does and wires the
 kernels into autograd. Every backward here is itself a ``Function`` whose own backward is
 again one of these ops, so gradients of gradients work:
 
@@ -33,8 +34,8 @@ import numbers
 import numpy as np
 
 from dslearn.autograd.function import Function
-from dslearn.kernels.cpu import conv as conv_kernels
-from dslearn.kernels.cpu import pool as pool_kernels
+from dslearn.backends import kernels_for
+from dslearn.kernels.cpu import pool as pool_windows  # window tables: computed on the host for every device
 from dslearn.ops.arguments import check_floating, check_same_device, describe, to_tensor
 from dslearn.tensor import Tensor
 
@@ -47,7 +48,7 @@ def _geometry(attrs: dict) -> dict:
 class Conv2d(Function):
     @staticmethod
     def forward(ctx, x, weight, bias=None, *, stride, padding, dilation, groups):
-        return conv_kernels.conv2d_forward(x, weight, bias, stride, padding, dilation, groups)
+        return kernels_for(x, "conv").conv2d_forward(x, weight, bias, stride, padding, dilation, groups)
 
     @staticmethod
     def backward(ctx, grad):
@@ -65,7 +66,7 @@ class Conv2dInputGrad(Function):
 
     @staticmethod
     def forward(ctx, grad, weight, *, input_shape, stride, padding, dilation, groups):
-        return conv_kernels.conv2d_input_grad(grad, weight, input_shape, stride, padding, dilation, groups)
+        return kernels_for(grad, "conv").conv2d_input_grad(grad, weight, input_shape, stride, padding, dilation, groups)
 
     @staticmethod
     def backward(ctx, grad_of_x):
@@ -80,7 +81,7 @@ class Conv2dWeightGrad(Function):
 
     @staticmethod
     def forward(ctx, x, grad, *, kernel_size, stride, padding, dilation, groups):
-        return conv_kernels.conv2d_weight_grad(x, grad, kernel_size, stride, padding, dilation, groups)
+        return kernels_for(x, "conv").conv2d_weight_grad(x, grad, kernel_size, stride, padding, dilation, groups)
 
     @staticmethod
     def backward(ctx, grad_of_weight):
@@ -93,7 +94,7 @@ class Conv2dWeightGrad(Function):
 class MaxPool2d(Function):
     @staticmethod
     def forward(ctx, x, *, rows, cols, dilation):
-        out, ctx.indices = pool_kernels.max_pool(x, rows, cols, dilation)
+        out, ctx.indices = kernels_for(x, "pool").max_pool(x, rows, cols, dilation)
         return out
 
     @staticmethod
@@ -107,7 +108,7 @@ class ScatterToWindows(Function):
 
     @staticmethod
     def forward(ctx, grad, indices, *, input_hw):
-        return pool_kernels.scatter_to_windows(grad, indices, input_hw)
+        return kernels_for(grad, "pool").scatter_to_windows(grad, indices, input_hw)
 
     @staticmethod
     def backward(ctx, grad_of_input):
@@ -119,7 +120,7 @@ class GatherFromWindows(Function):
 
     @staticmethod
     def forward(ctx, x, indices):
-        return pool_kernels.gather_from_windows(x, indices)
+        return kernels_for(x, "pool").gather_from_windows(x, indices)
 
     @staticmethod
     def backward(ctx, grad):
@@ -130,7 +131,7 @@ class GatherFromWindows(Function):
 class AvgPool2d(Function):
     @staticmethod
     def forward(ctx, x, *, rows, cols, divisor):
-        return pool_kernels.avg_pool(x, rows, cols, divisor)
+        return kernels_for(x, "pool").avg_pool(x, rows, cols, divisor)
 
     @staticmethod
     def backward(ctx, grad):
@@ -142,7 +143,7 @@ class AvgPool2dBackward(Function):
 
     @staticmethod
     def forward(ctx, grad, *, rows, cols, divisor, input_hw):
-        return pool_kernels.avg_pool_backward(grad, rows, cols, divisor, input_hw)
+        return kernels_for(grad, "pool").avg_pool_backward(grad, rows, cols, divisor, input_hw)
 
     @staticmethod
     def backward(ctx, grad_of_input):
@@ -169,15 +170,13 @@ def _pair(value, name: str, op: str, minimum: int) -> tuple[int, int]:
 
 
 def _image_input(x, op: str, extra: tuple[Tensor, ...] = ()) -> Tensor:
-    """A floating point CPU tensor of shape (C, H, W) or (N, C, H, W) with non-empty C, H and W."""
+    """A floating point tensor of shape (C, H, W) or (N, C, H, W) with non-empty C, H and W."""
     x = to_tensor(x, op)
     check_floating(op, x)
     check_same_device(op, x, *extra)
     if x.ndim not in (3, 4) or 0 in x.shape[1:]:
         raise ValueError(f"{op}: expected a 3-D (C, H, W) or 4-D (N, C, H, W) input with non-empty C, H and W, "
                          f"got {describe(x)}")
-    if type(x._data) is not np.ndarray:
-        raise RuntimeError(f"{op}: only CPU tensors are supported, got {describe(x)}; move it with .to('cpu')")
     return x
 
 
@@ -263,7 +262,7 @@ def _pool_geometry(x: Tensor, kernel_size, stride, padding, dilation, ceil_mode:
     if min(out_hw) < 1:
         raise ValueError(f"{op}: output size {tuple(out_hw)} is too small for input {describe(x)} with kernel_size "
                          f"{kernel}, stride {stride}, padding {padding} and dilation {dilation}")
-    tables = [pool_kernels.pool_windows(x.shape[-2 + d], kernel[d], stride[d], padding[d], dilation[d], out_hw[d])
+    tables = [pool_windows.pool_windows(x.shape[-2 + d], kernel[d], stride[d], padding[d], dilation[d], out_hw[d])
               for d in (0, 1)]
     if min(tables[0][1].min(), tables[1][1].min()) == 0:  # only dilation lets a window fall between pixels
         raise ValueError(f"{op}: with kernel_size {kernel}, padding {padding} and dilation {dilation}, some windows "
@@ -274,7 +273,7 @@ def _pool_geometry(x: Tensor, kernel_size, stride, padding, dilation, ceil_mode:
 def _max_pool(x: Tensor, rows, cols, dilation, return_indices: bool):
     if not return_indices:
         return MaxPool2d.apply(x, rows=rows, cols=cols, dilation=dilation)
-    indices = Tensor._make(pool_kernels.max_pool(x._data, rows, cols, dilation)[1])
+    indices = Tensor._make(kernels_for(x._data, "pool").max_pool(x._data, rows, cols, dilation)[1])
     return GatherFromWindows.apply(x, indices), indices
 
 
@@ -314,7 +313,7 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode: bool = Fal
             raise ValueError(f"avg_pool2d: divisor_override must be a non-zero int, got {divisor_override!r}")
         divisor = np.full(out_hw, float(divisor_override))
     else:
-        divisor = pool_kernels.avg_pool_divisor(x.shape[-2:], kernel, stride, padding, out_hw, count_include_pad)
+        divisor = pool_windows.avg_pool_divisor(x.shape[-2:], kernel, stride, padding, out_hw, count_include_pad)
     return AvgPool2d.apply(x, rows=rows, cols=cols, divisor=divisor)
 
 
@@ -326,7 +325,7 @@ def _adaptive_geometry(x: Tensor, output_size, op: str):
         raise TypeError(f"{op}: output_size must be an int, None or a pair of them, got {output_size!r}")
     out_hw = tuple(int(x.shape[-2 + d]) if s is None else _pair(s, "output_size", op, minimum=0)[0]
                    for d, s in enumerate(sizes))
-    tables = [pool_kernels.adaptive_windows(x.shape[-2 + d], out_hw[d]) for d in (0, 1)]
+    tables = [pool_windows.adaptive_windows(x.shape[-2 + d], out_hw[d]) for d in (0, 1)]
     return out_hw, tables
 
 

@@ -4,8 +4,11 @@ Each op is a ``Function`` whose ``forward`` works on arrays and whose ``backward
 chain rule written with Tensor ops. Broadcasting is undone in backward by ``unbroadcast``,
 which sums the gradient over the dimensions that forward stretched.
 
+The fused activation kernels (sigmoid, GELU, softplus, erf) come from ``kernels_for(x, "activations")``:
+the CPU module or its CUDA twin, whichever matches the device of ``x``.
+
 May import: numpy, dslearn.tensor, dslearn.autograd.function, dslearn.ops.arguments,
-dslearn.kernels.
+dslearn.kernels, dslearn.backends.
 
 >>> import dslearn as ds
 >>> a = ds.tensor([[1.0], [2.0]], requires_grad=True)      # shape (2, 1)
@@ -24,7 +27,7 @@ import numpy as np
 
 from dslearn import dtypes
 from dslearn.autograd.function import Function
-from dslearn.kernels.cpu import activations as act_kernels
+from dslearn.backends import kernels_for
 from dslearn.ops.arguments import binary_operands, cast_if_needed, check_floating, describe, to_tensor
 from dslearn.tensor import Tensor
 
@@ -247,7 +250,7 @@ class Tanh(Function):
 class Sigmoid(Function):
     @staticmethod
     def forward(ctx, x):
-        return act_kernels.sigmoid(x)
+        return kernels_for(x, "activations").sigmoid(x)
 
     @staticmethod
     def backward(ctx, grad):
@@ -280,7 +283,8 @@ class Gelu(Function):
 
     @staticmethod
     def forward(ctx, x, approximate):
-        return act_kernels.gelu(x) if approximate == "none" else act_kernels.gelu_tanh(x)
+        kernels = kernels_for(x, "activations")
+        return kernels.gelu(x) if approximate == "none" else kernels.gelu_tanh(x)
 
     @staticmethod
     def backward(ctx, grad):
@@ -292,7 +296,8 @@ class GeluGrad(Function):
 
     @staticmethod
     def forward(ctx, x, approximate):
-        return act_kernels.gelu_grad(x) if approximate == "none" else act_kernels.gelu_tanh_grad(x)
+        kernels = kernels_for(x, "activations")
+        return kernels.gelu_grad(x) if approximate == "none" else kernels.gelu_tanh_grad(x)
 
     @staticmethod
     def backward(ctx, grad):
@@ -308,7 +313,7 @@ class GeluGrad(Function):
 class Softplus(Function):
     @staticmethod
     def forward(ctx, x, beta, threshold):
-        return act_kernels.softplus(x, float(beta), float(threshold))
+        return kernels_for(x, "activations").softplus(x, float(beta), float(threshold))
 
     @staticmethod
     def backward(ctx, grad):
@@ -321,7 +326,7 @@ class Softplus(Function):
 class Erf(Function):
     @staticmethod
     def forward(ctx, x):
-        return act_kernels.erf(x)
+        return kernels_for(x, "activations").erf(x)
 
     @staticmethod
     def backward(ctx, grad):

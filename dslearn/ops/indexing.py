@@ -82,7 +82,7 @@ class IndexAddInto(Function):
 
     @staticmethod
     def forward(ctx, grad, shape, key):
-        out = np.zeros(shape, dtype=grad.dtype)
+        out = np.zeros_like(grad, shape=shape)  # on the device of ``grad``
         if _is_basic(key):
             out[key] = grad
         else:

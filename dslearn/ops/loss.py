@@ -10,7 +10,7 @@ the same formula (softmax minus the target distribution) in Tensor ops; every ot
 is built from differentiable ops.
 
 May import: numpy, dslearn.tensor, dslearn.autograd, dslearn.ops.arguments,
-dslearn.ops.elementwise, dslearn.ops.softmax, dslearn.kernels.
+dslearn.ops.elementwise, dslearn.ops.softmax, dslearn.kernels, dslearn.backends.
 
 >>> import dslearn as ds
 >>> logits = ds.tensor([[2.0, 0.0, 0.0], [0.0, 3.0, 0.0]], requires_grad=True)
@@ -29,11 +29,14 @@ import numpy as np
 
 from dslearn.autograd.function import Function
 from dslearn.autograd.grad_mode import is_grad_enabled
-from dslearn.kernels.cpu import softmax as kernels
+from dslearn.backends import kernels_for, move
+from dslearn.device import Device
 from dslearn.ops.arguments import binary_operands, cast_if_needed, check_floating, describe, to_tensor
 from dslearn.ops.elementwise import clamp, log, softplus, where
 from dslearn.ops.softmax import log_softmax, softmax
 from dslearn.tensor import Tensor
+
+CPU = Device("cpu")
 
 REDUCTIONS = ("none", "mean", "sum")
 
@@ -58,8 +61,11 @@ class CrossEntropy(Function):
 
     @staticmethod
     def forward(ctx, logits, target, weight, ignore_index, label_smoothing, reduction):
+        kernels = kernels_for(logits, "softmax")
         ctx.rows = kernels.as_rows(logits, 1)  # (samples, classes), float32 or float64, contiguous
-        ctx.target = target.reshape(-1).astype(np.int64, copy=False)
+        # Targets and class weights are small: kept on the host, where the kernels of every device read them.
+        ctx.target = move(target, CPU).reshape(-1).astype(np.int64, copy=False)
+        weight = None if weight is None else move(weight, CPU)
         ctx.weight = _class_weights(weight, ctx.rows)
         loss, ctx.lse = kernels.cross_entropy_forward(ctx.rows, ctx.target, ctx.weight, ignore_index, label_smoothing)
         if reduction == "none":
@@ -68,7 +74,7 @@ class CrossEntropy(Function):
         if reduction == "mean":
             ctx.denominator = _total_weight(ctx.target, weight, ctx.weight, ignore_index)
             total = _divide(total, ctx.denominator)
-        return np.asarray(total, dtype=logits.dtype)
+        return np.full_like(logits, total, shape=())  # a 0-d array in the dtype and on the device of ``logits``
 
     @staticmethod
     def backward(ctx, grad):
@@ -76,8 +82,8 @@ class CrossEntropy(Function):
         reduction, ignore_index = ctx.attrs["reduction"], ctx.attrs["ignore_index"]
         smoothing = ctx.attrs["label_smoothing"]
         if is_grad_enabled():  # create_graph=True: softmax minus the target distribution, as Tensor ops
-            q = _target_distribution(ctx.target, ctx.weight, ignore_index, smoothing)
-            q = Tensor._make(kernels.from_rows(q, logits._data, 1))
+            q = Tensor._make(_target_distribution(ctx.target, ctx.weight, ignore_index, smoothing)).to(logits.device)
+            q = Tensor._make(kernels_for(logits._data, "softmax").from_rows(q._data, logits._data, 1))
             scale = grad.unsqueeze(1) if reduction == "none" else grad
             if reduction == "mean":
                 scale = scale * _divide(1.0, ctx.denominator)
@@ -88,6 +94,7 @@ class CrossEntropy(Function):
         else:
             value = _divide(float(grad._data), ctx.denominator) if reduction == "mean" else float(grad._data)
             scale = np.full(len(rows), value, dtype=rows.dtype)
+        kernels = kernels_for(rows, "softmax")
         grad_rows = kernels.cross_entropy_backward(rows, ctx.lse, ctx.target, ctx.weight, ignore_index, smoothing,
                                                    scale)
         return Tensor._make(kernels.from_rows(grad_rows, logits._data, 1)), None

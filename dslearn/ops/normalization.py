@@ -2,14 +2,15 @@
 
 Each normalises x to zero mean and unit variance over some group of elements, then applies a
 per-feature affine map: y = (x - mean) / sqrt(var + eps) * weight + bias. Forward and backward
-run the fused kernels of ``dslearn.kernels.cpu.norm``; the ops reshape the input so that the
-kernel sees rows (layer norm), (N, C, S) channels (batch norm) or (N, G, K, S) groups.
+run the fused kernels of ``dslearn.kernels.cpu.norm`` (or their CUDA twins: ``kernels_for``); the
+ops reshape the input so that the kernel sees rows (layer norm), (N, C, S) channels (batch norm)
+or (N, G, K, S) groups.
 
 Double backward: when ``create_graph=True``, each backward runs as Tensor ops instead of the
 kernel (``_backward_as_graph``), so its result can be differentiated again. Batch norm in
 evaluation mode is an affine map per channel whose backward is always written in Tensor ops.
 
-May import: numpy, dslearn.tensor, dslearn.autograd, dslearn.ops.arguments, dslearn.kernels.
+May import: numpy, dslearn.tensor, dslearn.autograd, dslearn.ops.arguments, dslearn.kernels, dslearn.backends.
 
 >>> import dslearn as ds
 >>> x = ds.tensor([[1.0, 2.0, 3.0], [2.0, 2.0, 8.0]])
@@ -26,7 +27,7 @@ import numpy as np
 
 from dslearn.autograd.function import Function
 from dslearn.autograd.grad_mode import is_grad_enabled
-from dslearn.kernels.cpu import norm as kernels
+from dslearn.backends import full, kernels_for
 from dslearn.ops.arguments import cast_if_needed, check_floating, describe, to_tensor
 from dslearn.tensor import Tensor
 
@@ -69,7 +70,7 @@ class LayerNorm(Function):
     @staticmethod
     def forward(ctx, x, weight, bias, normalized_ndim, eps):
         width = math.prod(x.shape[x.ndim - normalized_ndim:])
-        out, ctx.mean, ctx.rstd = kernels.layer_norm_forward(x.reshape(-1, width), weight.reshape(-1),
+        out, ctx.mean, ctx.rstd = kernels_for(x, "norm").layer_norm_forward(x.reshape(-1, width), weight.reshape(-1),
                                                              bias.reshape(-1), eps)
         return out.reshape(x.shape)
 
@@ -80,6 +81,7 @@ class LayerNorm(Function):
         if is_grad_enabled():
             return _gradients(ctx, *_backward_as_graph(x.reshape(-1, width), grad.reshape(-1, width),
                                                        weight.reshape(1, width), (1,), (0,), ctx.attrs["eps"]))
+        kernels = kernels_for(x._data, "norm")
         return _gradients(ctx, *kernels.layer_norm_backward(grad._data.reshape(-1, width), x._data.reshape(-1, width),
                                                             ctx.mean, ctx.rstd, weight._data.reshape(-1)))
 
@@ -87,7 +89,7 @@ class LayerNorm(Function):
 def _affine(value, shape: tuple[int, ...], fill: float, x: Tensor, op: str, name: str) -> Tensor:
     """``weight``/``bias`` as a tensor of ``shape`` in x's dtype (constant ``fill`` when None)."""
     if value is None:
-        return Tensor._make(np.full(shape, fill, dtype=x._data.dtype))
+        return Tensor._make(full(shape, fill, x._data.dtype, x.device))
     value = to_tensor(value, op)
     if value.shape != shape:
         raise ValueError(f"{op}: {name} must have shape {shape}, got {describe(value)}")
@@ -125,7 +127,7 @@ class BatchNormTraining(Function):
 
     @staticmethod
     def forward(ctx, x, weight, bias, mean, rstd, eps):
-        return kernels.channel_affine(_as_channels(x), weight * rstd, mean, bias).reshape(x.shape)
+        return kernels_for(x, "norm").channel_affine(_as_channels(x), weight * rstd, mean, bias).reshape(x.shape)
 
     @staticmethod
     def backward(ctx, grad):
@@ -134,6 +136,7 @@ class BatchNormTraining(Function):
         if is_grad_enabled():
             return _gradients(ctx, *_backward_as_graph(x3, grad3, weight.reshape(1, -1, 1), (0, 2), (0, 2),
                                                        ctx.attrs["eps"]))
+        kernels = kernels_for(x._data, "norm")
         return _gradients(ctx, *kernels.batch_norm_backward(grad3._data, x3._data, ctx.attrs["mean"],
                                                             ctx.attrs["rstd"], weight._data))
 
@@ -143,7 +146,7 @@ class BatchNormEvaluation(Function):
 
     @staticmethod
     def forward(ctx, x, weight, bias, mean, rstd):
-        return kernels.channel_affine(_as_channels(x), weight * rstd, mean, bias).reshape(x.shape)
+        return kernels_for(x, "norm").channel_affine(_as_channels(x), weight * rstd, mean, bias).reshape(x.shape)
 
     @staticmethod
     def backward(ctx, grad):
@@ -193,7 +196,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     count = x.numel() // channels if channels else 0
     if count <= 1:
         raise ValueError(f"batch_norm: expected more than 1 value per channel when training, got {describe(x)}")
-    mean, var = kernels.batch_norm_statistics(_as_channels(x._data))
+    mean, var = kernels_for(x._data, "norm").batch_norm_statistics(_as_channels(x._data))
     _update_running(running_mean, mean, momentum)
     _update_running(running_var, var * (count / (count - 1)), momentum)
     rstd = (1 / np.sqrt(var + eps)).astype(mean.dtype)
@@ -217,7 +220,7 @@ class GroupNorm(Function):
     @staticmethod
     def forward(ctx, x, weight, bias, num_groups, eps):
         x4 = x.reshape(x.shape[0], num_groups, x.shape[1] // num_groups, -1)
-        out, ctx.mean, ctx.rstd = kernels.group_norm_forward(x4, weight, bias, eps)
+        out, ctx.mean, ctx.rstd = kernels_for(x, "norm").group_norm_forward(x4, weight, bias, eps)
         return out.reshape(x.shape)
 
     @staticmethod
@@ -229,6 +232,7 @@ class GroupNorm(Function):
             return _gradients(ctx, *_backward_as_graph(x.reshape(grouped), grad.reshape(grouped),
                                                        weight.reshape(1, groups, -1, 1), (2, 3), (0, 3),
                                                        ctx.attrs["eps"]))
+        kernels = kernels_for(x._data, "norm")
         return _gradients(ctx, *kernels.group_norm_backward(grad._data.reshape(grouped), x._data.reshape(grouped),
                                                             ctx.mean, ctx.rstd, weight._data))
 

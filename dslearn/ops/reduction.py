@@ -195,21 +195,31 @@ class Norm2(Function):
 
 
 class NormP(Function):
-    """The vector p-norm for any p > 0; its gradient at 0 is 0 (as PyTorch)."""
+    """The vector p-norm for any p > 0; its gradient at 0 is 0 (as PyTorch).
+
+    Computed as ``m * sum(|x / m|^p)^(1/p)`` with ``m = max |x|``, so that ``|x|^p`` neither
+    underflows for tiny inputs nor overflows for large ones.
+    """
 
     @staticmethod
     def forward(ctx, x, dims, keepdim, p):
         ctx.in_shape = x.shape
-        powered = np.abs(x.astype(_accumulator(x) or x.dtype)) ** p
-        return (np.sum(powered, axis=dims, keepdims=keepdim) ** (1.0 / p)).astype(x.dtype, copy=False)
+        magnitude = np.abs(x.astype(_accumulator(x) or x.dtype))
+        largest = np.max(magnitude, axis=dims, keepdims=True, initial=0.0)
+        safe_largest = np.where(largest == 0, 1.0, largest)
+        scaled = np.sum((magnitude / safe_largest) ** p, axis=dims, keepdims=True) ** (1.0 / p)
+        result = largest * scaled
+        if not keepdim:
+            result = result.reshape(()) if dims is None else np.squeeze(result, axis=dims)
+        return result.astype(x.dtype, copy=False)
 
     @staticmethod
     def backward(ctx, grad):
         (x,) = ctx.inputs
         p = ctx.attrs["p"]
         norm = ctx.output.reshape(_kept_shape(ctx.in_shape, ctx.attrs["dims"]))
-        scale = where(norm == 0, 0.0, _expand_back(grad, ctx) / where(norm == 0, 1.0, norm) ** (p - 1))
-        return scale * x.sign() * x.abs() ** (p - 1)
+        ratio = x.abs() / where(norm == 0, 1.0, norm)  # in [0, 1]: no underflow from |x|^(p-1) / norm^(p-1)
+        return where(norm == 0, 0.0, _expand_back(grad, ctx)) * x.sign() * ratio ** (p - 1)
 
 
 class All(Function):

@@ -118,7 +118,7 @@ class Clone(Function):
 class Contiguous(Function):
     @staticmethod
     def forward(ctx, x):
-        return np.ascontiguousarray(x)
+        return x.copy()  # row-major, on the array's device (contiguous() calls it only for other layouts)
 
     @staticmethod
     def backward(ctx, grad):
@@ -408,4 +408,6 @@ def clone(x) -> Tensor:
 def contiguous(x) -> Tensor:
     """The tensor laid out in row-major order (itself if it already is)."""
     x = to_tensor(x, "contiguous")
-    return x if x._data.flags.c_contiguous else Contiguous.apply(x)
+    data = x._data
+    row_major = data.flags.c_contiguous if type(data) is np.ndarray else data.is_contiguous()
+    return x if row_major else Contiguous.apply(x)

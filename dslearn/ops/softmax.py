@@ -1,7 +1,8 @@
 """Softmax and log-softmax along one dimension, on fused kernels.
 
-Forward and backward each run one Numba kernel (``dslearn.kernels.cpu.softmax``) instead of a
-chain of NumPy passes. The backward rules are the classic ones, with y the op's output:
+Forward and backward each run one Numba kernel (``dslearn.kernels.cpu.softmax``, or its CUDA twin
+for tensors on the GPU: ``kernels_for``) instead of a chain of NumPy passes. The backward rules
+are the classic ones, with y the op's output:
 
 * softmax:     dx = y * (g - sum(g * y))
 * log_softmax: dx = g - exp(y) * sum(g)
@@ -9,7 +10,7 @@ chain of NumPy passes. The backward rules are the classic ones, with y the op's 
 Double backward: when the graph of the backward itself is recorded (``create_graph=True``),
 the same formulas run as Tensor ops, which are differentiable again; otherwise the kernel runs.
 
-May import: numpy, dslearn.tensor, dslearn.autograd, dslearn.ops.arguments, dslearn.kernels.
+May import: numpy, dslearn.tensor, dslearn.autograd, dslearn.ops.arguments, dslearn.kernels, dslearn.backends.
 
 >>> import dslearn as ds
 >>> x = ds.tensor([[1.0, 2.0, 3.0]], requires_grad=True)
@@ -24,7 +25,7 @@ from __future__ import annotations
 from dslearn import dtypes
 from dslearn.autograd.function import Function
 from dslearn.autograd.grad_mode import is_grad_enabled
-from dslearn.kernels.cpu import softmax as kernels
+from dslearn.backends import kernels_for
 from dslearn.ops.arguments import cast_if_needed, check_floating, normalize_dim, to_tensor
 from dslearn.tensor import Tensor
 
@@ -32,27 +33,27 @@ from dslearn.tensor import Tensor
 class Softmax(Function):
     @staticmethod
     def forward(ctx, x, dim):
-        return kernels.softmax(x, dim)
+        return kernels_for(x, "softmax").softmax(x, dim)
 
     @staticmethod
     def backward(ctx, grad):
         y, dim = ctx.output, ctx.attrs["dim"]
         if is_grad_enabled():  # create_graph=True: Tensor ops, so that this gradient has a gradient
             return y * (grad - (grad * y).sum(dim, keepdim=True))
-        return Tensor._make(kernels.softmax_backward(y._data, grad._data, dim))
+        return Tensor._make(kernels_for(y._data, "softmax").softmax_backward(y._data, grad._data, dim))
 
 
 class LogSoftmax(Function):
     @staticmethod
     def forward(ctx, x, dim):
-        return kernels.log_softmax(x, dim)
+        return kernels_for(x, "softmax").log_softmax(x, dim)
 
     @staticmethod
     def backward(ctx, grad):
         y, dim = ctx.output, ctx.attrs["dim"]
         if is_grad_enabled():
             return grad - y.exp() * grad.sum(dim, keepdim=True)
-        return Tensor._make(kernels.log_softmax_backward(y._data, grad._data, dim))
+        return Tensor._make(kernels_for(y._data, "softmax").log_softmax_backward(y._data, grad._data, dim))
 
 
 def _prepare(x, dim, dtype, name: str) -> tuple[Tensor, int]:

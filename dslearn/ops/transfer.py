@@ -1,6 +1,9 @@
-"""Moving tensors between devices (``Tensor.to(device)``); differentiable.
+"""Moving tensors between devices (``Tensor.to(device)``); differentiable: the gradient moves back.
 
-May import: dslearn.tensor, dslearn.autograd.function, dslearn.device.
+The copy itself is the back end's (``dslearn.backends.move``): a NumPy array becomes a CudaArray
+in GPU memory, and back.
+
+May import: dslearn.tensor, dslearn.autograd.function, dslearn.device, dslearn.backends.
 
 >>> import dslearn as ds
 >>> ds.ones(2).to("cpu").device
@@ -10,7 +13,7 @@ device(type='cpu')
 from __future__ import annotations
 
 from dslearn.autograd.function import Function
-from dslearn.device import Device
+from dslearn.device import CPU, Device, as_device
 from dslearn.tensor import Tensor
 
 
@@ -19,7 +22,7 @@ class ToDevice(Function):
     def forward(ctx, x, device):
         from dslearn.backends import move
 
-        ctx.source = Device("cpu") if type(x).__module__ == "numpy" else x.device
+        ctx.source = CPU if type(x).__module__ == "numpy" else as_device(x.device)
         return move(x, device)
 
     @staticmethod

@@ -13,9 +13,10 @@ The update, for gradient g of parameter w at step t = 1, 2, ... (PyTorch's formu
 Two implementations compute it: a NumPy one (a dozen whole-array operations into
 preallocated buffers, the one to read) and a fused Numba kernel from
 ``dslearn.kernels.cpu.optim`` (one parallel pass over memory), used for float32 and
-float64 parameters unless ``fused=False``.
+float64 parameters unless ``fused=False``. Parameters on the GPU always take the fused
+kernel's CUDA twin (``dslearn.kernels.cuda.optim``), with their state on the GPU too.
 
-May import: numpy, dslearn.tensor, dslearn.optim.optimizer, dslearn.kernels.
+May import: numpy, dslearn.tensor, dslearn.optim.optimizer, dslearn.kernels, dslearn.backends.
 
 >>> import dslearn as ds
 >>> from dslearn.optim import Adam
@@ -32,6 +33,7 @@ import math
 
 import numpy as np
 
+from dslearn.backends import full, kernels_for
 from dslearn.kernels.cpu.optim import adam_update
 from dslearn.optim.optimizer import Optimizer, _check_at_least, _check_fraction
 from dslearn.tensor import Tensor
@@ -51,6 +53,8 @@ class Adam(Optimizer):
     >>> opt.bind([ds.zeros(3, requires_grad=True)]).defaults["betas"]
     (0.9, 0.999)
     """
+
+    supports_cuda = True  # the fused kernel has a CUDA twin
 
     def __init__(self, params=None, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0.0, amsgrad: bool = False, *, maximize: bool = False,
@@ -77,10 +81,34 @@ class Adam(Optimizer):
             if group["amsgrad"]:
                 state["max_exp_avg_sq"] = self._zeros_state(param)
         state["step"]._data += 1
-        if self._use_kernel(param._data, grad, group):
+        if type(param._data) is not np.ndarray:
+            self._update_on_device(param, grad, state, group)
+        elif self._use_kernel(param._data, grad, group):
             self._update_fused(param._data, grad, state, group)
         else:
             self._update_numpy(param._data, grad, state, group)
+
+    @staticmethod
+    def _zeros_state(param: Tensor) -> Tensor:
+        """Zeros shaped like ``param``, on its device."""
+        return Tensor._make(full(param.shape, 0, param._data.dtype, param.device))
+
+    def _update_on_device(self, param: Tensor, grad, state: dict, group: dict) -> None:
+        """The fused kernel's twin for the device that holds ``param`` (state loaded on the CPU moves there)."""
+        for key in ("exp_avg", "exp_avg_sq", "max_exp_avg_sq"):
+            if key in state and state[key].device != param.device:
+                state[key] = state[key].to(param.device)
+        lr, (beta1, beta2), weight_decay = group["lr"], group["betas"], group["weight_decay"]
+        decoupled = group["decoupled_weight_decay"]
+        step_size, bias_correction2_sqrt = _bias_corrections(lr, beta1, beta2, state["step"].item())
+        no_max = full((0,), 0, param._data.dtype, param.device)
+        max_exp_avg_sq = state["max_exp_avg_sq"]._data if group["amsgrad"] else no_max
+        kernels_for(param._data, "optim").adam_update(
+            param._data.reshape(-1), grad.reshape(-1), state["exp_avg"]._data.reshape(-1),
+            state["exp_avg_sq"]._data.reshape(-1), max_exp_avg_sq.reshape(-1),
+            1.0 - lr * weight_decay if decoupled else 1.0, 0.0 if decoupled else float(weight_decay), float(beta1),
+            float(beta2), step_size, bias_correction2_sqrt, float(group["eps"]), bool(group["amsgrad"]),
+            bool(group["maximize"]))
 
     def _use_kernel(self, w: np.ndarray, grad: np.ndarray, group: dict) -> bool:
         fits = w.dtype in _KERNEL_DTYPES and grad.dtype == w.dtype and w.flags.c_contiguous and w.flags.writeable

@@ -54,6 +54,8 @@ class Optimizer:
     (True, 0.01)
     """
 
+    supports_cuda = False  # True when ``_update`` also runs on GPU arrays (dslearn.kernels.cuda)
+
     def __init__(self, params, defaults: dict) -> None:
         self.defaults = dict(defaults)
         if isinstance(params, numbers.Real) and not isinstance(params, bool):
@@ -137,7 +139,7 @@ class Optimizer:
                             "so that state_dict ids mean the same thing in every run")
         params = list(params)
         for i, p in enumerate(params):
-            _check_parameter(p, i, name)
+            _check_parameter(p, i, name, self.supports_cuda)
         if len({id(p) for p in params}) != len(params):
             raise ValueError(f"{name}: a parameter group lists the same parameter twice")
         existing = {id(p) for group in self.param_groups for p in group["params"]}
@@ -183,7 +185,7 @@ class Optimizer:
             for p in group["params"]:
                 if p.grad is not None:
                     # A gradient may share memory with another tensor, so zeros are a new array.
-                    p.grad = None if set_to_none else Tensor._make(np.zeros(p.shape, dtype=p.grad._data.dtype))
+                    p.grad = None if set_to_none else Tensor._make(np.zeros_like(p.grad._data))
 
     def step(self, closure: Callable[[], Tensor | float] | None = None):
         """Update every parameter that has a gradient; returns ``closure()``'s loss if given.
@@ -200,6 +202,8 @@ class Optimizer:
             for group in self.param_groups:
                 for p in group["params"]:
                     if p.grad is not None:
+                        if not self.supports_cuda and type(p._data) is not np.ndarray:
+                            _check_parameter(p, group["params"].index(p), type(self).__name__, False)
                         self._update(p, p.grad._data, group)
                         p._version += 1  # autograd refuses saved values that changed
         self._step_count += 1
@@ -213,12 +217,12 @@ class Optimizer:
         """A scratch array shaped like ``like``, allocated once and reused at every step."""
         key = (like.shape, like.dtype, slot)
         if key not in self._workspaces:
-            self._workspaces[key] = np.empty(like.shape, dtype=like.dtype)
+            self._workspaces[key] = np.empty_like(like)  # on the device of ``like``
         return self._workspaces[key]
 
     @staticmethod
     def _zeros_state(param: Tensor) -> Tensor:
-        return Tensor._make(np.zeros(param.shape, dtype=param._data.dtype))
+        return Tensor._make(np.zeros_like(param._data))
 
     @staticmethod
     def _step_state() -> Tensor:
@@ -294,7 +298,7 @@ class Optimizer:
         return "\n".join(lines) + "\n)"
 
 
-def _check_parameter(p, index: int, optimizer: str) -> None:
+def _check_parameter(p, index: int, optimizer: str, supports_cuda: bool) -> None:
     if not isinstance(p, Tensor):
         raise TypeError(f"{optimizer} can only optimize Tensors, but parameter {index} is a {type(p).__name__}")
     if not p.is_floating_point():
@@ -303,8 +307,9 @@ def _check_parameter(p, index: int, optimizer: str) -> None:
     if not p.is_leaf:
         raise ValueError(f"{optimizer} can't optimize a non-leaf Tensor (parameter {index}, shape {p.shape}, "
                          "was computed by an op); optimize the leaf tensors it was computed from")
-    if type(p._data) is not np.ndarray:
-        raise TypeError(f"{optimizer}: parameter {index} lives on {p.device}; optimizers update CPU tensors")
+    if not supports_cuda and type(p._data) is not np.ndarray:
+        raise TypeError(f"{optimizer}: parameter {index} lives on {p.device}; {optimizer} updates CPU tensors only "
+                        "(SGD and Adam also update CUDA tensors)")
 
 
 def _check_at_least(optimizer: Optimizer, group: dict, key: str, low: float, what: str) -> None:

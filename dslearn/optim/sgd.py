@@ -40,6 +40,8 @@ class SGD(Optimizer):
     tensor([1.], requires_grad=True)
     """
 
+    supports_cuda = True  # whole-array NumPy calls, which CUDA arrays answer (NEP 13/18)
+
     def __init__(self, params=None, lr: float = 1e-3, momentum: float = 0.0, dampening: float = 0.0,
                  weight_decay: float = 0.0, nesterov: bool = False, *, maximize: bool = False) -> None:
         super().__init__(params, {"lr": lr, "momentum": momentum, "dampening": dampening,
@@ -64,7 +66,7 @@ class SGD(Optimizer):
         if momentum != 0:
             state = self.state[param]
             if state.get("momentum_buffer") is None:
-                state["momentum_buffer"] = Tensor._make(np.array(d_p, copy=True))
+                state["momentum_buffer"] = Tensor._make(d_p.copy())
                 buf = state["momentum_buffer"]._data
             else:
                 buf = state["momentum_buffer"]._data

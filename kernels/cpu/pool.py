@@ -8,7 +8,9 @@ kernels loop over them. Average pooling divides each window's sum by a per-outpu
 which is where ``count_include_pad`` and ``divisor_override`` come in.
 
 Kernels see the input as (planes, H, W), one plane per (image, channel), and run the planes
-in parallel: planes never share pixels, so backward scatters need no atomics. Max pooling
+in parallel once there are enough pixels to pay for waking the threads (below that, on the
+calling thread): planes never share pixels, so backward scatters need no atomics. The most
+common window, 2x2 at stride 2, has a path of its own without tables or branches. Max pooling
 records, for each output, the flat index ``h * W + w`` of the winner within its plane (the
 ``indices`` PyTorch returns); the backward pass scatters through them and the gather kernel
 is that scatter's adjoint. float16/bfloat16 are computed in float32 and cast back.
@@ -34,88 +36,180 @@ from numba import njit, prange
 Windows = tuple[np.ndarray, np.ndarray]  # (start, count), one entry per output position
 
 
+# Below this many pixels a kernel runs on the calling thread: waking the sleeping worker threads
+# (OMP_WAIT_POLICY=PASSIVE) costs 30 to 100 microseconds here, about what a 2x2 max pool of a
+# million float32 pixels takes on one core.
+PARALLEL_MIN_ELEMENTS = 1 << 20
+
+
+@njit(cache=True)
+def _max_pool_plane(plane, row_start, row_count, col_start, col_count, dilation_h, dilation_w, out, indices):
+    """Max pooling of one plane through the window tables (any kernel, stride, padding, dilation)."""
+    width = plane.shape[1]
+    for oh in range(out.shape[0]):
+        r0, rows = row_start[oh], row_count[oh]
+        for ow in range(out.shape[1]):
+            c0, cols = col_start[ow], col_count[ow]
+            best, where = plane.dtype.type(-np.inf), r0 * width + c0
+            for a in range(rows):
+                r = r0 + a * dilation_h
+                for b in range(cols):
+                    v = plane[r, c0 + b * dilation_w]
+                    if v > best or v != v:
+                        best, where = v, r * width + c0 + b * dilation_w
+            out[oh, ow] = best
+            indices[oh, ow] = where
+
+
+@njit(cache=True)
+def _max_pool_2x2_plane(plane, out, indices):
+    """Max pooling of one plane with 2x2 windows at stride 2: the same choices, no tables, no branches.
+
+    A window's four pixels are compared in the generic kernel's order (row by row, the first
+    maximum wins, a later NaN replaces anything), written as selects.
+    """
+    width = plane.shape[1]
+    for oh in range(out.shape[0]):
+        top, bottom, values, where = plane[2 * oh], plane[2 * oh + 1], out[oh], indices[oh]
+        for ow in range(out.shape[1]):
+            c = 2 * ow
+            a0, a1, b0, b1 = top[c], top[c + 1], bottom[c], bottom[c + 1]
+            take = a1 > a0 or a1 != a1
+            best, at = (a1, 1) if take else (a0, 0)
+            take = b0 > best or b0 != b0
+            best, at = (b0, width) if take else (best, at)
+            take = b1 > best or b1 != b1
+            best, at = (b1, width + 1) if take else (best, at)
+            values[ow] = best
+            where[ow] = 2 * oh * width + c + at
+
+
+@njit(cache=True)
+def _is_2x2(start, count, dilation):
+    """True when window ``o`` covers exactly pixels ``2o`` and ``2o + 1``."""
+    if dilation != 1:
+        return False
+    for o in range(start.shape[0]):
+        if start[o] != 2 * o or count[o] != 2:
+            return False
+    return True
+
+
 @njit(parallel=True, cache=True)
 def max_pool_kernel(x, row_start, row_count, col_start, col_count, dilation_h, dilation_w, out, indices):
     """``out[p, oh, ow]`` = largest pixel of its window, ``indices`` its flat position in the plane.
 
-    NaN wins (as in PyTorch): a window holding NaN yields NaN. Performance contract: parallel
-    over planes; the window tables are tiny and stay in L1; no allocation.
+    NaN wins (as in PyTorch): a window holding NaN yields NaN. Performance contract: planes in
+    parallel from ``PARALLEL_MIN_ELEMENTS`` pixels on; 2x2 windows at stride 2 take a
+    branch-free path (one pass over the input, near memory speed); otherwise the window tables
+    are tiny and stay in L1; no allocation.
     """
-    width = x.shape[2]
-    for p in prange(x.shape[0]):
-        plane = x[p]
-        for oh in range(out.shape[1]):
-            r0, rows = row_start[oh], row_count[oh]
-            for ow in range(out.shape[2]):
-                c0, cols = col_start[ow], col_count[ow]
-                best, where = plane.dtype.type(-np.inf), r0 * width + c0
-                for a in range(rows):
-                    r = r0 + a * dilation_h
-                    for b in range(cols):
-                        v = plane[r, c0 + b * dilation_w]
-                        if v > best or v != v:
-                            best, where = v, r * width + c0 + b * dilation_w
-                out[p, oh, ow] = best
-                indices[p, oh, ow] = where
+    if _is_2x2(row_start, row_count, dilation_h) and _is_2x2(col_start, col_count, dilation_w):
+        if x.size < PARALLEL_MIN_ELEMENTS:
+            for p in range(x.shape[0]):
+                _max_pool_2x2_plane(x[p], out[p], indices[p])
+        else:
+            for p in prange(x.shape[0]):
+                _max_pool_2x2_plane(x[p], out[p], indices[p])
+    elif x.size < PARALLEL_MIN_ELEMENTS:
+        for p in range(x.shape[0]):
+            _max_pool_plane(x[p], row_start, row_count, col_start, col_count, dilation_h, dilation_w, out[p],
+                            indices[p])
+    else:
+        for p in prange(x.shape[0]):
+            _max_pool_plane(x[p], row_start, row_count, col_start, col_count, dilation_h, dilation_w, out[p],
+                            indices[p])
+
+
+@njit(cache=True)
+def _scatter_plane(grad, indices, plane):
+    plane[:] = 0
+    for k in range(grad.shape[0]):
+        plane[indices[k]] += grad[k]
 
 
 @njit(parallel=True, cache=True)
 def scatter_kernel(grad, indices, out):
     """``out[p]`` = zeros, then ``out[p, indices[p, k]] += grad[p, k]``: max pooling's backward.
 
-    Performance contract: parallel over planes (no write conflicts); one pass over ``grad``.
+    Performance contract: planes in parallel from ``PARALLEL_MIN_ELEMENTS`` pixels of ``out``
+    on (no write conflicts); one pass over ``grad``.
     """
-    for p in prange(out.shape[0]):
-        plane = out[p]
-        plane[:] = 0
-        for k in range(grad.shape[1]):
-            plane[indices[p, k]] += grad[p, k]
+    if out.size < PARALLEL_MIN_ELEMENTS:
+        for p in range(out.shape[0]):
+            _scatter_plane(grad[p], indices[p], out[p])
+    else:
+        for p in prange(out.shape[0]):
+            _scatter_plane(grad[p], indices[p], out[p])
 
 
 @njit(parallel=True, cache=True)
 def gather_kernel(src, indices, out):
-    """``out[p, k] = src[p, indices[p, k]]``: the adjoint of ``scatter_kernel``. Parallel over planes."""
-    for p in prange(out.shape[0]):
-        for k in range(out.shape[1]):
-            out[p, k] = src[p, indices[p, k]]
+    """``out[p, k] = src[p, indices[p, k]]``: the adjoint of ``scatter_kernel``. Planes in parallel when large."""
+    if src.size < PARALLEL_MIN_ELEMENTS:
+        for p in range(out.shape[0]):
+            for k in range(out.shape[1]):
+                out[p, k] = src[p, indices[p, k]]
+    else:
+        for p in prange(out.shape[0]):
+            for k in range(out.shape[1]):
+                out[p, k] = src[p, indices[p, k]]
+
+
+@njit(cache=True)
+def _avg_pool_plane(plane, row_start, row_count, col_start, col_count, divisor, out):
+    for oh in range(out.shape[0]):
+        r0, rows = row_start[oh], row_count[oh]
+        for ow in range(out.shape[1]):
+            c0, cols = col_start[ow], col_count[ow]
+            total = plane.dtype.type(0)
+            for r in range(r0, r0 + rows):
+                for c in range(c0, c0 + cols):
+                    total += plane[r, c]
+            out[oh, ow] = total / divisor[oh, ow]
 
 
 @njit(parallel=True, cache=True)
 def avg_pool_kernel(x, row_start, row_count, col_start, col_count, divisor, out):
     """``out[p, oh, ow]`` = sum of its window divided by ``divisor[oh, ow]``.
 
-    Performance contract: parallel over planes; the sum is kept in a register.
+    Performance contract: planes in parallel from ``PARALLEL_MIN_ELEMENTS`` pixels on; the sum
+    is kept in a register.
     """
-    for p in prange(x.shape[0]):
-        plane = x[p]
-        for oh in range(out.shape[1]):
-            r0, rows = row_start[oh], row_count[oh]
-            for ow in range(out.shape[2]):
-                c0, cols = col_start[ow], col_count[ow]
-                total = plane.dtype.type(0)
-                for r in range(r0, r0 + rows):
-                    for c in range(c0, c0 + cols):
-                        total += plane[r, c]
-                out[p, oh, ow] = total / divisor[oh, ow]
+    if x.size < PARALLEL_MIN_ELEMENTS:
+        for p in range(x.shape[0]):
+            _avg_pool_plane(x[p], row_start, row_count, col_start, col_count, divisor, out[p])
+    else:
+        for p in prange(x.shape[0]):
+            _avg_pool_plane(x[p], row_start, row_count, col_start, col_count, divisor, out[p])
+
+
+@njit(cache=True)
+def _avg_pool_backward_plane(grad, row_start, row_count, col_start, col_count, divisor, plane):
+    plane[:] = 0
+    for oh in range(grad.shape[0]):
+        r0, rows = row_start[oh], row_count[oh]
+        for ow in range(grad.shape[1]):
+            c0, cols = col_start[ow], col_count[ow]
+            share = grad[oh, ow] / divisor[oh, ow]
+            for r in range(r0, r0 + rows):
+                for c in range(c0, c0 + cols):
+                    plane[r, c] += share
 
 
 @njit(parallel=True, cache=True)
 def avg_pool_backward_kernel(grad, row_start, row_count, col_start, col_count, divisor, out):
     """Spread ``grad[p, oh, ow] / divisor[oh, ow]`` over its window in ``out[p]``: average pooling's adjoint.
 
-    Performance contract: parallel over planes (no write conflicts); no allocation.
+    Performance contract: planes in parallel from ``PARALLEL_MIN_ELEMENTS`` pixels of ``out``
+    on (no write conflicts); no allocation.
     """
-    for p in prange(out.shape[0]):
-        plane = out[p]
-        plane[:] = 0
-        for oh in range(grad.shape[1]):
-            r0, rows = row_start[oh], row_count[oh]
-            for ow in range(grad.shape[2]):
-                c0, cols = col_start[ow], col_count[ow]
-                share = grad[p, oh, ow] / divisor[oh, ow]
-                for r in range(r0, r0 + rows):
-                    for c in range(c0, c0 + cols):
-                        plane[r, c] += share
+    if out.size < PARALLEL_MIN_ELEMENTS:
+        for p in range(out.shape[0]):
+            _avg_pool_backward_plane(grad[p], row_start, row_count, col_start, col_count, divisor, out[p])
+    else:
+        for p in prange(out.shape[0]):
+            _avg_pool_backward_plane(grad[p], row_start, row_count, col_start, col_count, divisor, out[p])
 
 
 # -- window tables --------------------------------------------------------------------------------
