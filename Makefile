@@ -16,7 +16,7 @@ help:
 	@echo "make course   - run every lab headlessly (fast mode) on the offline MNIST default; report in reports/course/"
 	@echo "make lab      - JupyterLab 4 on course/index.ipynb (in a container: make lab LAB_ARGS='--ip 0.0.0.0 --no-browser')"
 	@echo "make test     - ruff + doctests + the whole test suite (what CI runs)"
-	@echo "make bench    - run benchmarks/ and print tables"
+	@echo "make bench    - ops, MNIST epochs and @ds.jit against torch (the other scripts: docs/BENCHMARKS.md)"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,8 @@ lab: install
 
 bench: install
 	$(BIN)/python benchmarks/ops.py
+	$(BIN)/python benchmarks/train_mnist.py
+	$(BIN)/python benchmarks/jit.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache reports

@@ -5,9 +5,10 @@ One run on this machine:
 1. trains the float32 LeNet (dslearn.models.LeNet) with the ``train_mnist`` CNN recipe (Adam 1e-3,
    cosine schedule, batch 64) on the offline MNIST-10k default (8,000 / 2,000 images);
 2. PTQ at W8A8, W4A8, W4A4 and W2A4: per-channel symmetric weights, activation ranges from 20
-   calibration batches (moving-average min-max), no training;
+   calibration batches (moving-average min-max), no training; and W4A4 with one weight scale per
+   layer (per-tensor), the setting where 4-bit PTQ usually breaks;
 3. QAT at the same bit widths: ``prepare_qat`` on the trained float model, ``--qat-epochs`` epochs
-   of fine-tuning (Adam 1e-4), then ``quantize_model``; plus the variants: a progressive
+   of fine-tuning (Adam 1e-4), then ``quantize_model``; plus the variants: per-tensor W4A4, a progressive
    8 -> 6 -> 4 bit schedule (one epoch per stage), LSQ, PACT and distillation from the float model;
 4. for every model: test accuracy of the fake-quantized model and of the integer model, the
    bytes ``ds.save(model.state_dict())`` writes, and the time to classify the 2,000 test images
@@ -156,22 +157,26 @@ def run(args) -> tuple[list[dict], dict]:
     rows = [measure("float32", "trained", None, float_model, images, labels, started)]
     calibration = DataLoader(train, batch_size=64, shuffle=True, generator=ds.Generator().manual_seed(args.seed + 1))
     bits = BITS[1:3] if args.quick else BITS
-    for weight_bits, activation_bits in bits:
+    per_tensor = [] if args.quick else [(4, 4, {"per_channel": False})]  # one weight scale per layer
+    for weight_bits, activation_bits, options in [(w, a, {}) for w, a in bits] + per_tensor:
         started = time.perf_counter()
-        config = QATConfig(weight_bits=weight_bits, activation_bits=activation_bits, qat_enabled=False)
+        config = QATConfig(weight_bits=weight_bits, activation_bits=activation_bits, qat_enabled=False, **options)
         integer = quantize_model(float_model, config, calibration_data=calibration, calibration_batches=20)
-        rows.append(measure(f"W{weight_bits}A{activation_bits}", "PTQ", None, integer, images, labels, started))
+        label = "PTQ" + (" (per-tensor weights)" if options else "")
+        rows.append(measure(f"W{weight_bits}A{activation_bits}", label, None, integer, images, labels, started))
     variants = [(w, a, "plain", {}) for w, a in bits]
     if not args.quick:
-        variants += [(4, 4, "progressive", {}), (2, 4, "plain", {"learnable_scales": True}),
-                     (2, 4, "plain", {"pact": True}), (2, 4, "distill", {})]
+        variants += [(4, 4, "plain", {"per_channel": False}), (4, 4, "progressive", {}),
+                     (2, 4, "plain", {"learnable_scales": True}), (2, 4, "plain", {"pact": True}),
+                     (2, 4, "distill", {})]
     for weight_bits, activation_bits, kind, options in variants:
         started = time.perf_counter()
         config = QATConfig(weight_bits=weight_bits, activation_bits=activation_bits, **options)
         prepared = qat(float_model, loader, config, args.qat_epochs, kind)
         integer = quantize_model(prepared)
         label = {"progressive": "QAT, 8->6->4 bits", "distill": "QAT + distillation"}.get(kind, "QAT")
-        label += " (LSQ)" if options.get("learnable_scales") else " (PACT)" if options.get("pact") else ""
+        label += (" (LSQ)" if options.get("learnable_scales") else " (PACT)" if options.get("pact")
+                  else " (per-tensor weights)" if options.get("per_channel") is False else "")
         rows.append(measure(f"W{weight_bits}A{activation_bits}", label, prepared, integer, images, labels, started))
     state = {k: v.numpy() for k, v in float_model.state_dict().items()}  # torch's Sequential has the same keys
     torch_seconds = torch_inference_seconds(state, images.numpy(), args.repeats)

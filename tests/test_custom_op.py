@@ -113,6 +113,24 @@ def test_the_profiler_and_anomaly_detection_see_the_op():
         broken(x.detach())
 
 
+def test_a_jitted_function_compiles_a_custom_op_with_its_forward_and_gradient():
+    @ds.jit
+    def model(x, w):
+        return softclip(x @ w, limit=2.0).relu().sum()
+
+    rng = np.random.default_rng(4)
+    arrays = [rng.standard_normal((5, 3)), rng.standard_normal((3, 4))]
+    eager = [ds.tensor(a, requires_grad=True) for a in arrays]
+    compiled = [ds.tensor(a, requires_grad=True) for a in arrays]
+    expected, got = softclip(eager[0] @ eager[1], limit=2.0).relu().sum(), model(*compiled)
+    expected.backward()
+    got.backward()
+    np.testing.assert_allclose(got.item(), expected.item(), rtol=1e-6)
+    for a, b in zip(compiled, eager):
+        np.testing.assert_allclose(a.grad.numpy(), b.grad.numpy(), rtol=1e-5, atol=1e-6)
+    assert "softclip" in str(model.graph)
+
+
 def test_a_custom_op_works_inside_checkpoint_and_autocast():
     from dslearn.amp import autocast
     from dslearn.checkpoint import checkpoint

@@ -110,8 +110,15 @@ _TABLE[CrossEntropy] = OpInfo(CrossEntropy, "kernel", "opaque", _no_class_weight
 
 
 def info(fn: type) -> OpInfo | None:
-    """The table entry of a Function class, or None when the tracer does not support it."""
-    return _TABLE.get(fn)
+    """The table entry of a Function class, or None when the tracer does not support it.
+
+    Ops made with ``ds.custom_op`` are supported as kernels: the plan calls their forward kernel,
+    and their backward rule, written in Tensor ops like every built-in one, is traced.
+    """
+    entry = _TABLE.get(fn)
+    if entry is None and getattr(fn, "custom_op", None) is not None:
+        entry = OpInfo(fn, "kernel", "traced" if fn.differentiable else None)
+    return entry
 
 
 def supported_ops() -> list[str]:
@@ -125,7 +132,7 @@ def supported_ops() -> list[str]:
 
 def refusal(fn: type, attrs: dict) -> str | None:
     """Why a call of ``fn`` with ``attrs`` cannot be compiled, or None if it can."""
-    entry = _TABLE.get(fn)
+    entry = info(fn)
     if entry is None:
         return f"the op '{fn.name}' is not supported by the jit tracer"
     if entry.accepts is not None:
@@ -137,7 +144,7 @@ def refusal(fn: type, attrs: dict) -> str | None:
 
 def is_category(node_fn, category: str) -> bool:
     """True when a node's Function class belongs to ``category``."""
-    entry = _TABLE.get(node_fn)
+    entry = info(node_fn)
     return entry is not None and entry.category == category
 
 
