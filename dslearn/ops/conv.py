@@ -2,9 +2,9 @@
 
 The arithmetic lives in ``dslearn.kernels.cpu.conv`` (direct Numba kernels or im2col + BLAS) and
 ``dslearn.kernels.cpu.pool``, or their CUDA twins for tensors on the GPU (``kernels_for``); the
-pooling window tables are computed on the host for every device. This module checks arguments the way PyTorch does and wires the
-kernels into autograd. Every backward here is itself a ``Function`` whose own backward is
-again one of these ops, so gradients of gradients work:
+pooling window tables are computed on the host for every device. This module checks arguments
+the way PyTorch does and wires the kernels into autograd. Every backward here is itself a
+``Function`` whose own backward is again one of these ops, so gradients of gradients work:
 
 * conv2d is linear in its input and in its weight. Its input gradient is a transposed
   convolution (``Conv2dInputGrad``), its weight gradient a correlation of the input with the
