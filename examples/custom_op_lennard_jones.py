@@ -33,9 +33,11 @@ from dslearn.custom_op import custom_op
 from dslearn.memory import track
 
 # -- CPU kernels: one particle per parallel iteration, no allocation inside the loops ---------------
+# (No cache=True: a script runs as __main__ or is imported under other names, and Numba's on-disk
+# cache records the module name it compiled under.)
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(parallel=True)
 def energy_kernel(x, epsilon, sigma):
     """Sum of V over pairs i < j; rows in parallel, each thread sums its own row."""
     n = x.shape[0]
@@ -51,7 +53,7 @@ def energy_kernel(x, epsilon, sigma):
     return per_particle.sum()
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(parallel=True)
 def gradient_kernel(x, epsilon, sigma):
     """dE/dx, one row per particle in parallel; each thread writes only its own row."""
     n = x.shape[0]
