@@ -5,10 +5,12 @@ what they could and could not do. The sandboxed code reports on file descriptor 
 """
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 import uuid
@@ -17,6 +19,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from dslearn.grading import sandbox
 from dslearn.grading.isolation import check_isolation
 from dslearn.grading.sandbox import CRASH, FINISHED, MEMORY, OUTPUT, TIMEOUT, UID_BASE, Limits, run_sandboxed
 
@@ -96,6 +99,36 @@ def test_hidden_folders_and_files_cannot_be_read_even_when_their_mode_allows_it(
     found = reported(run)["found"]
     assert "the solution" not in found.values() and "every grade" not in found.values()
     assert found[f"{outside_tmp}/gradebook.db"] == ""  # /dev/null in its place
+
+
+def test_a_checkout_under_tmp_stays_readable_with_its_hidden_parts_hidden(monkeypatch):
+    checkout = Path(tempfile.mkdtemp(prefix="dslearn-checkout-", dir="/tmp"))
+    try:
+        (checkout / "library.py").write_text("the library")
+        (checkout / "labs").mkdir()
+        (checkout / "labs" / "solution.ipynb").write_text("the solution")
+        for path in (checkout, checkout / "labs"):
+            path.chmod(0o755)
+        for path in (checkout / "library.py", checkout / "labs" / "solution.ipynb"):
+            path.chmod(0o644)
+        with_checkout = [*sandbox.interpreter_paths(), str(checkout)]
+        monkeypatch.setattr(sandbox, "interpreter_paths", lambda: with_checkout)
+        run = sandboxed(f"""
+            found = {{}}
+            for path in ["{checkout}/library.py", "{checkout}/labs/solution.ipynb", "{checkout}/planted.py"]:
+                try:
+                    found[path] = open(path, "w" if path.endswith("planted.py") else "r").read()
+                except OSError as error:
+                    found[path] = error.strerror
+            report(found=found)
+            """, hide=[str(checkout / "labs")])
+        found = reported(run)["found"]
+        assert found[f"{checkout}/library.py"] == "the library"
+        assert found[f"{checkout}/labs/solution.ipynb"] != "the solution"
+        assert found[f"{checkout}/planted.py"] in ("Read-only file system", "Permission denied")
+        assert not (checkout / "planted.py").exists()
+    finally:
+        shutil.rmtree(checkout)
 
 
 def test_writes_stay_in_the_sandbox(outside_tmp):

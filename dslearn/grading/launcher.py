@@ -12,7 +12,9 @@ reads the one line of JSON this prints when the sandbox is over. What it does, i
    read-only the folders the sandbox needs below a folder closed to others (a Python installed under
    ``/root``: the rest of ``/root`` stays out of sight), binds read-only overlays, hides the paths the
    spec names (an empty tmpfs over a folder, ``/dev/null`` over a file), gives ``/tmp``, ``/var/tmp``
-   and ``/dev/shm`` a small private tmpfs and copies the scratch folder's files to ``/tmp/submission``.
+   and ``/dev/shm`` a small private tmpfs (where the Python or the course's checkout lives below one of
+   them, that folder is bound back read-only, with what was hidden in it still hidden) and copies the
+   scratch folder's files to ``/tmp/submission``.
 3. Forks the student's process: resource limits (CPU time, address space, processes, file size, open
    files, no core dumps), a new session, ``no_new_privs``, then (as root) a uid of its own,
    ``uid_base + the launcher's PID``, unique among running sandboxes, owning nothing but its work
@@ -41,6 +43,7 @@ MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
 PR_SET_PDEATHSIG, PR_SET_NO_NEW_PRIVS, PR_SET_CHILD_SUBREAPER = 1, 38, 36
 SANDBOX_DIR = "/tmp/submission"
+PRIVATE_TMP = ("/tmp", "/var/tmp", "/dev/shm")
 OUTPUT_HEAD = 8192
 POLL_SECONDS = 0.1
 
@@ -143,10 +146,7 @@ def build_filesystem(spec: dict, namespaces: dict, uid, warnings: list) -> str:
         bind_read_only(source, target)
     for path in spec.get("hide", []):
         hide(path)
-    size = spec["limits"]["tmpfs_bytes"]
-    for path in ("/tmp", "/var/tmp", "/dev/shm"):
-        if os.path.isdir(path):
-            mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, f"size={size},mode=1777")
+    private_tmp(spec["limits"]["tmpfs_bytes"], spec.get("reveal", []))
     os.mkdir(SANDBOX_DIR, 0o700)
     for name in os.listdir(scratch):
         source = os.open(name, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=scratch)
@@ -159,6 +159,25 @@ def build_filesystem(spec: dict, namespaces: dict, uid, warnings: list) -> str:
     if uid is not None:
         os.chown(SANDBOX_DIR, uid, uid)
     return SANDBOX_DIR
+
+
+def private_tmp(size: int, keep: list[str]) -> None:
+    """A fresh size-limited tmpfs on /tmp, /var/tmp and /dev/shm.
+
+    The folders of ``keep`` that lie below one of them (a virtual environment or a checkout under /tmp,
+    as on many CI machines) are bound back read-only, recursively: what ``hide`` covered in them stays
+    covered.
+    """
+    below = [path for path in keep if any(path.startswith(root + "/") for root in PRIVATE_TMP)]
+    handles = {path: os.open(path, os.O_PATH | os.O_DIRECTORY) for path in below if os.path.isdir(path)}
+    for path in PRIVATE_TMP:
+        if os.path.isdir(path):
+            mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, f"size={size},mode=1777")
+    for path, handle in handles.items():
+        os.makedirs(path, mode=0o755, exist_ok=True)
+        mount(f"/proc/self/fd/{handle}", path, None, MS_BIND | MS_REC)
+        mount(None, path, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
+        os.close(handle)
 
 
 def set_limits(limits: dict) -> None:

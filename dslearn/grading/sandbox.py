@@ -123,13 +123,17 @@ def scratch_root() -> Path:
 
 
 def interpreter_paths() -> list[str]:
-    """The folders the sandboxed Python must read: its installation, the virtual environment, sys.path.
+    """The folders the sandboxed Python must read: its installation, the virtual environment, sys.path, dslearn.
 
     >>> os.path.realpath(sys.base_prefix) in interpreter_paths() or any(
     ...     os.path.realpath(sys.base_prefix).startswith(p + os.sep) for p in interpreter_paths())
     True
     """
-    paths = {os.path.realpath(p) for p in (sys.base_prefix, sys.prefix, *sys.path) if p and os.path.isdir(p)}
+    import dslearn.kernels  # an editable install finds them through a path finder, not through sys.path
+
+    packages = (os.path.dirname(dslearn.__file__), os.path.dirname(dslearn.kernels.__file__))
+    paths = {os.path.realpath(p) for p in (sys.base_prefix, sys.prefix, *sys.path, *packages)
+             if p and os.path.isdir(p)}
     return sorted(p for p in paths if not any(p.startswith(other + os.sep) for other in paths))
 
 
